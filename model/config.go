@@ -1,0 +1,132 @@
+// Package model holds the transformer architectures served by equarx: their
+// validated configurations, per-block forward passes and a registry keyed by
+// architecture name.
+package model
+
+import (
+	"errors"
+	"fmt"
+)
+
+// RopeStyle says how rotary embeddings pair the dimensions of a head.
+type RopeStyle string
+
+const (
+	// RopeInterleaved rotates pairs (2i, 2i+1), as llama2.c checkpoints expect.
+	RopeInterleaved RopeStyle = "interleaved"
+	// RopeHalf rotates pairs (i, i+d/2), as Hugging Face checkpoints expect.
+	RopeHalf RopeStyle = "half"
+)
+
+// Activation names the gated feed-forward nonlinearity.
+type Activation string
+
+const (
+	ActSiLU     Activation = "silu"      // SwiGLU (Llama)
+	ActGELUTanh Activation = "gelu_tanh" // GeGLU with tanh-approximated GELU (Gemma)
+)
+
+// Config describes one model. Every field that the architecture uses must be
+// set explicitly: Validate reports what is missing instead of defaulting it.
+type Config struct {
+	Arch       string     `json:"arch"` // registry key: "llama" or "gemma3"
+	Name       string     `json:"name,omitempty"`
+	Dim        int        `json:"dim"`        // residual width (hidden_size)
+	HiddenDim  int        `json:"hidden_dim"` // feed-forward width (intermediate_size)
+	Layers     int        `json:"n_layers"`
+	Heads      int        `json:"n_heads"`
+	KVHeads    int        `json:"n_kv_heads"`
+	HeadDim    int        `json:"head_dim"`
+	Vocab      int        `json:"vocab_size"`
+	MaxSeqLen  int        `json:"max_seq_len"`
+	NormEps    float64    `json:"norm_eps"`
+	RopeTheta  float64    `json:"rope_theta"`
+	RopeStyle  RopeStyle  `json:"rope_style"`
+	Activation Activation `json:"activation"`
+	// TiedEmbeddings: the LM head reuses the token embedding matrix.
+	TiedEmbeddings bool `json:"tied_embeddings"`
+
+	// Gemma 3 only.
+	RopeLocalTheta       float64 `json:"rope_local_theta,omitempty"`       // base for sliding-window layers
+	SlidingWindow        int     `json:"sliding_window,omitempty"`         // tokens a local layer attends to
+	SlidingWindowPattern int     `json:"sliding_window_pattern,omitempty"` // every Nth layer is global (6)
+	QueryPreAttnScalar   float64 `json:"query_pre_attn_scalar,omitempty"`  // queries scaled by 1/sqrt(this)
+}
+
+// ErrInvalidConfig is wrapped by every error Validate returns.
+var ErrInvalidConfig = errors.New("invalid model config")
+
+// Validate checks that the configuration is complete and self-consistent.
+func (c *Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+	}
+	switch c.Arch {
+	case "llama", "gemma3":
+	case "":
+		return bad("arch is not set")
+	default:
+		return bad("unknown arch %q", c.Arch)
+	}
+	pos := []struct {
+		name string
+		v    int
+	}{{"dim", c.Dim}, {"hidden_dim", c.HiddenDim}, {"n_layers", c.Layers}, {"n_heads", c.Heads},
+		{"n_kv_heads", c.KVHeads}, {"head_dim", c.HeadDim}, {"vocab_size", c.Vocab}, {"max_seq_len", c.MaxSeqLen}}
+	for _, p := range pos {
+		if p.v <= 0 {
+			return bad("%s must be positive, got %d", p.name, p.v)
+		}
+	}
+	if c.Heads%c.KVHeads != 0 {
+		return bad("n_heads %d is not a multiple of n_kv_heads %d", c.Heads, c.KVHeads)
+	}
+	if c.HeadDim%2 != 0 {
+		return bad("head_dim %d must be even for rotary embeddings", c.HeadDim)
+	}
+	if !(c.NormEps > 0) {
+		return bad("norm_eps must be positive, got %g", c.NormEps)
+	}
+	if !(c.RopeTheta > 0) {
+		return bad("rope_theta must be positive, got %g", c.RopeTheta)
+	}
+	switch c.RopeStyle {
+	case RopeInterleaved, RopeHalf:
+	default:
+		return bad("rope_style must be %q or %q, got %q", RopeInterleaved, RopeHalf, c.RopeStyle)
+	}
+	switch c.Activation {
+	case ActSiLU, ActGELUTanh:
+	default:
+		return bad("activation must be %q or %q, got %q", ActSiLU, ActGELUTanh, c.Activation)
+	}
+	if c.Arch == "gemma3" {
+		if !(c.RopeLocalTheta > 0) {
+			return bad("gemma3: rope_local_theta must be positive")
+		}
+		if c.SlidingWindow <= 0 || c.SlidingWindowPattern <= 0 {
+			return bad("gemma3: sliding_window and sliding_window_pattern must be positive")
+		}
+		if !(c.QueryPreAttnScalar > 0) {
+			return bad("gemma3: query_pre_attn_scalar must be positive")
+		}
+	}
+	return nil
+}
+
+// Params returns the number of weight parameters (embeddings included once
+// when tied).
+func (c *Config) Params() int64 {
+	d, h := int64(c.Dim), int64(c.HiddenDim)
+	q := int64(c.Heads * c.HeadDim)
+	kv := int64(c.KVHeads * c.HeadDim)
+	perLayer := d*q + 2*d*kv + q*d + 3*d*h + 2*d
+	if c.Arch == "gemma3" {
+		perLayer += 2*d + 2*int64(c.HeadDim)
+	}
+	n := int64(c.Layers)*perLayer + int64(c.Vocab)*d + d
+	if !c.TiedEmbeddings {
+		n += int64(c.Vocab) * d
+	}
+	return n
+}

@@ -1,0 +1,50 @@
+package tp
+
+import (
+	"github.com/equarx/equarx/collective"
+)
+
+// PrefillOptions are chosen per call; changing them never reloads weights.
+type PrefillOptions struct {
+	Codec     collective.CodecKind // AllReduce codec for every row-parallel output
+	BlockSize int                  // quantization block size; 0 = codec default
+	TopK      int                  // top-k alternatives per position, 0..20
+	// FullLogprobs also returns the whole log-softmax row of every position
+	// (n x vocab per sequence), for KL comparisons between codecs.
+	FullLogprobs bool
+}
+
+// TokenLogprob is one candidate token with its log-probability.
+type TokenLogprob struct {
+	ID      int     `json:"id"`
+	Logprob float32 `json:"logprob"`
+}
+
+// SeqResult is the prefill output of one sequence of n tokens.
+type SeqResult struct {
+	// TokenLogprobs[i] = log p(tokens[i] | tokens[<i]) for i >= 1; index 0 has
+	// no prediction and holds 0.
+	TokenLogprobs []float32
+	// TopK[i] are the TopK best tokens of the distribution that predicts
+	// tokens[i] (i >= 1), best first; TopK[0] is nil.
+	TopK [][]TokenLogprob
+	// Next is the top max(1, TopK) of the distribution after the last token.
+	Next []TokenLogprob
+	// Logprobs[i] is the full log-softmax row after tokens[<=i] (only with
+	// FullLogprobs): Logprobs[i] predicts tokens[i+1].
+	Logprobs [][]float32
+}
+
+// PrefillResult is the output of one batched prefill.
+type PrefillResult struct {
+	Seqs []SeqResult
+	// Simulated TPU time of the batch on the engine's TPU profile (critical
+	// path over devices): total, and the part spent in AllReduce.
+	SimSeconds          float64
+	SimAllReduceSeconds float64
+	// CPU wall time of the batch on this machine.
+	WallSeconds    float64
+	AllReduceCalls int
+	WireBytes      int64 // AllReduce bytes sent, summed over devices
+	Codec          collective.CodecKind
+}
