@@ -1,0 +1,116 @@
+package collective
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Codec turns float32 values into wire bytes and back. A Codec holds no
+// mutable state, so one value may be shared by any number of goroutines.
+//
+// Wire layouts (all multi-byte fields little-endian):
+//
+//   - f32: 4 bytes per value, the IEEE-754 bits unchanged.
+//   - bf16: 2 bytes per value, the top 16 bits of the float32 after
+//     round-to-nearest-even; NaN stays NaN (quiet).
+//   - int8: per block of B values (the last block may be shorter): a 4-byte
+//     float32 scale, then one signed byte per value. Blocks follow each other
+//     back to back, so the encoding of whole blocks src[a:b] (a a multiple of
+//     B) is exactly the byte range EncodedLen(a):EncodedLen(b) of the
+//     encoding of the whole buffer.
+//   - int4: per block: a 4-byte float32 scale, then ceil(n/2) bytes holding
+//     two signed 4-bit codes each (value 2i in the low nibble, 2i+1 in the
+//     high nibble; an odd final value leaves the high nibble 0). Same
+//     back-to-back block property as int8.
+//
+// The exact quantization rules, the treatment of NaN, Inf and denormals and
+// the error bounds are documented in docs/CODECS.md.
+type Codec interface {
+	Kind() CodecKind
+	// BlockSize is the number of values per block (1 for f32 and bf16).
+	BlockSize() int
+	// EncodedLen is the number of wire bytes for n values.
+	EncodedLen(n int) int
+	// Encode writes the wire form of src into dst. Blocks start at src[0];
+	// the last block may be short. It panics unless
+	// len(dst) == EncodedLen(len(src)).
+	Encode(dst []byte, src []float32)
+	// Decode sets dst to the values encoded in src. It panics unless
+	// len(src) == EncodedLen(len(dst)). Any byte string of that length
+	// decodes without panicking.
+	Decode(dst []float32, src []byte)
+	// DecodeAdd adds the values encoded in src to dst with float32 adds; the
+	// result is bitwise what Decode followed by an element-wise add gives.
+	// It panics unless len(src) == EncodedLen(len(dst)).
+	DecodeAdd(dst []float32, src []byte)
+}
+
+// DefaultBlockSize is the block size NewCodec uses when asked for 0. It is
+// chosen from the measured error-versus-wire-bytes table in docs/CODECS.md.
+const DefaultBlockSize = 256
+
+// MinBlockSize and MaxBlockSize bound the block sizes NewCodec accepts; a
+// block size must also be a multiple of BlockSizeMultiple.
+const (
+	MinBlockSize      = 8
+	MaxBlockSize      = 1 << 16
+	BlockSizeMultiple = 8
+)
+
+// ErrBlockSize is wrapped by NewCodec when the block size is invalid.
+var ErrBlockSize = errors.New("invalid block size")
+
+// ErrCodecKind is wrapped by NewCodec when the codec kind is unknown.
+var ErrCodecKind = errors.New("unknown codec kind")
+
+// NewCodec returns the codec of the given kind. blockSize 0 means
+// DefaultBlockSize; otherwise it must lie in [MinBlockSize, MaxBlockSize] and
+// be a multiple of BlockSizeMultiple. The block size is validated for every
+// kind, so an invalid setting is reported even when the f32 or bf16 codec is
+// chosen, but those two codecs have no blocks and report BlockSize() == 1.
+func NewCodec(kind CodecKind, blockSize int) (Codec, error) {
+	b, err := resolveBlockSize(blockSize)
+	if err != nil {
+		return nil, fmt.Errorf("collective: codec %q: %w", kind, err)
+	}
+	switch kind {
+	case CodecF32:
+		return f32Codec{}, nil
+	case CodecBF16:
+		return bf16Codec{}, nil
+	case CodecInt8:
+		return newInt8Codec(b), nil
+	case CodecInt4:
+		return newInt4Codec(b), nil
+	default:
+		return nil, fmt.Errorf("collective: codec %q (want %q, %q, %q or %q): %w",
+			kind, CodecF32, CodecBF16, CodecInt8, CodecInt4, ErrCodecKind)
+	}
+}
+
+func resolveBlockSize(blockSize int) (int, error) {
+	if blockSize == 0 {
+		return DefaultBlockSize, nil
+	}
+	if blockSize < MinBlockSize || blockSize > MaxBlockSize || blockSize%BlockSizeMultiple != 0 {
+		return 0, fmt.Errorf("block size %d not a multiple of %d in [%d, %d]: %w",
+			blockSize, BlockSizeMultiple, MinBlockSize, MaxBlockSize, ErrBlockSize)
+	}
+	return blockSize, nil
+}
+
+// checkEncodeLen panics when dst cannot hold exactly the encoding of n values.
+func checkEncodeLen(c Codec, dst []byte, n int) {
+	if want := c.EncodedLen(n); len(dst) != want {
+		panic(fmt.Sprintf("collective: %s Encode of %d values: len(dst) = %d, want %d",
+			c.Kind(), n, len(dst), want))
+	}
+}
+
+// checkDecodeLen panics when src is not exactly the encoding of n values.
+func checkDecodeLen(c Codec, op string, src []byte, n int) {
+	if want := c.EncodedLen(n); len(src) != want {
+		panic(fmt.Sprintf("collective: %s %s into %d values: len(src) = %d, want %d",
+			c.Kind(), op, n, len(src), want))
+	}
+}

@@ -1,0 +1,89 @@
+package collective
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// bf16Codec sends each value as bfloat16, rounded to nearest even.
+type bf16Codec struct{}
+
+func (bf16Codec) Kind() CodecKind      { return CodecBF16 }
+func (bf16Codec) BlockSize() int       { return 1 }
+func (bf16Codec) EncodedLen(n int) int { return 2 * n }
+
+// toBF16 rounds a float32 to bfloat16 bits, nearest even. Finite values too
+// large for bfloat16 become Inf (the carry runs into the exponent); NaN stays
+// NaN with the quiet bit set, keeping its sign and top payload bits.
+func toBF16(x float32) uint16 {
+	b := math.Float32bits(x)
+	if b&0x7fffffff > 0x7f800000 {
+		return uint16(b>>16) | 0x0040
+	}
+	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
+}
+
+// fromBF16 widens bfloat16 bits to float32 exactly.
+func fromBF16(h uint16) float32 {
+	return math.Float32frombits(uint32(h) << 16)
+}
+
+func (c bf16Codec) Encode(dst []byte, src []float32) {
+	checkEncodeLen(c, dst, len(src))
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		s := src[i : i+8 : i+8]
+		d := dst[2*i : 2*i+16 : 2*i+16]
+		binary.LittleEndian.PutUint16(d[0:], toBF16(s[0]))
+		binary.LittleEndian.PutUint16(d[2:], toBF16(s[1]))
+		binary.LittleEndian.PutUint16(d[4:], toBF16(s[2]))
+		binary.LittleEndian.PutUint16(d[6:], toBF16(s[3]))
+		binary.LittleEndian.PutUint16(d[8:], toBF16(s[4]))
+		binary.LittleEndian.PutUint16(d[10:], toBF16(s[5]))
+		binary.LittleEndian.PutUint16(d[12:], toBF16(s[6]))
+		binary.LittleEndian.PutUint16(d[14:], toBF16(s[7]))
+	}
+	for ; i < len(src); i++ {
+		binary.LittleEndian.PutUint16(dst[2*i:], toBF16(src[i]))
+	}
+}
+
+func (c bf16Codec) Decode(dst []float32, src []byte) {
+	checkDecodeLen(c, "Decode", src, len(dst))
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		d := dst[i : i+8 : i+8]
+		s := src[2*i : 2*i+16 : 2*i+16]
+		d[0] = fromBF16(binary.LittleEndian.Uint16(s[0:]))
+		d[1] = fromBF16(binary.LittleEndian.Uint16(s[2:]))
+		d[2] = fromBF16(binary.LittleEndian.Uint16(s[4:]))
+		d[3] = fromBF16(binary.LittleEndian.Uint16(s[6:]))
+		d[4] = fromBF16(binary.LittleEndian.Uint16(s[8:]))
+		d[5] = fromBF16(binary.LittleEndian.Uint16(s[10:]))
+		d[6] = fromBF16(binary.LittleEndian.Uint16(s[12:]))
+		d[7] = fromBF16(binary.LittleEndian.Uint16(s[14:]))
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = fromBF16(binary.LittleEndian.Uint16(src[2*i:]))
+	}
+}
+
+func (c bf16Codec) DecodeAdd(dst []float32, src []byte) {
+	checkDecodeLen(c, "DecodeAdd", src, len(dst))
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		d := dst[i : i+8 : i+8]
+		s := src[2*i : 2*i+16 : 2*i+16]
+		d[0] += fromBF16(binary.LittleEndian.Uint16(s[0:]))
+		d[1] += fromBF16(binary.LittleEndian.Uint16(s[2:]))
+		d[2] += fromBF16(binary.LittleEndian.Uint16(s[4:]))
+		d[3] += fromBF16(binary.LittleEndian.Uint16(s[6:]))
+		d[4] += fromBF16(binary.LittleEndian.Uint16(s[8:]))
+		d[5] += fromBF16(binary.LittleEndian.Uint16(s[10:]))
+		d[6] += fromBF16(binary.LittleEndian.Uint16(s[12:]))
+		d[7] += fromBF16(binary.LittleEndian.Uint16(s[14:]))
+	}
+	for ; i < len(dst); i++ {
+		dst[i] += fromBF16(binary.LittleEndian.Uint16(src[2*i:]))
+	}
+}
