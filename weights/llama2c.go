@@ -1,0 +1,234 @@
+package weights
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"math/bits"
+	"os"
+
+	"github.com/equarx/equarx/model"
+)
+
+// llama2cHeaderBytes is the size of the legacy (version 0) llama2.c header:
+// seven little-endian int32 values.
+const llama2cHeaderBytes = 28
+
+// maxLlama2CDim bounds every header value, far above any real model, so that
+// size arithmetic cannot overflow.
+const maxLlama2CDim = 1 << 24
+
+// ReadLlama2C reads a llama2.c checkpoint held in memory (for example the
+// embedded assets.Stories260K()). data is not modified or retained beyond
+// the returned source; tensors are decoded into fresh slices.
+func ReadLlama2C(data []byte) (Source, error) {
+	return newLlama2C(bytes.NewReader(data), int64(len(data)), "llama2.c data", nil)
+}
+
+// OpenLlama2C opens a llama2.c checkpoint file. Only the header is read up
+// front; tensors and slices are read from the file when asked for.
+func OpenLlama2C(path string) (Source, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("weights: open llama2.c checkpoint: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("weights: stat %s: %w", path, err)
+	}
+	s, err := newLlama2C(f, st.Size(), path, f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// llama2cHeader is the legacy header, widened to int64.
+type llama2cHeader struct {
+	dim, hidden, layers, heads, kvHeads, vocab, seqLen int64
+}
+
+func newLlama2C(r io.ReaderAt, size int64, origin string, closer io.Closer) (*readerSource, error) {
+	if size < llama2cHeaderBytes {
+		return nil, fmt.Errorf("%w: llama2.c: file is %d bytes, shorter than the %d-byte header", ErrCorrupt, size, llama2cHeaderBytes)
+	}
+	var raw [llama2cHeaderBytes]byte
+	if _, err := r.ReadAt(raw[:], 0); err != nil {
+		return nil, fmt.Errorf("weights: llama2.c: reading header: %w", err)
+	}
+	var v [7]int64
+	for i := range v {
+		v[i] = int64(int32(binary.LittleEndian.Uint32(raw[4*i:])))
+	}
+	h := llama2cHeader{v[0], v[1], v[2], v[3], v[4], v[5], v[6]}
+	if err := h.check(); err != nil {
+		return nil, err
+	}
+	vocab := h.vocab
+	tied := vocab > 0
+	if !tied {
+		vocab = -vocab
+	}
+	headSize := h.dim / h.heads
+	kvDim := h.dim * h.kvHeads / h.heads
+	d, hid, L := h.dim, h.hidden, h.layers
+
+	cfg := model.Config{
+		Arch:           "llama",
+		Dim:            int(d),
+		HiddenDim:      int(hid),
+		Layers:         int(L),
+		Heads:          int(h.heads),
+		KVHeads:        int(h.kvHeads),
+		HeadDim:        int(headSize),
+		Vocab:          int(vocab),
+		MaxSeqLen:      int(h.seqLen),
+		NormEps:        1e-5,
+		RopeTheta:      10000,
+		RopeStyle:      model.RopeInterleaved,
+		Activation:     model.ActSiLU,
+		TiedEmbeddings: tied,
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: llama2.c header: %w", ErrCorrupt, err)
+	}
+	type array struct {
+		name     string
+		perLayer bool
+		shape    []int64 // of one layer for per-layer arrays
+		skip     bool    // stored but not a weight (RoPE tables)
+	}
+	arrays := []array{
+		{"token_embedding", false, []int64{vocab, d}, false},
+		{"rms_att", true, []int64{d}, false},
+		{"wq", true, []int64{d, d}, false},
+		{"wk", true, []int64{kvDim, d}, false},
+		{"wv", true, []int64{kvDim, d}, false},
+		{"wo", true, []int64{d, d}, false},
+		{"rms_ffn", true, []int64{d}, false},
+		{"w1", true, []int64{hid, d}, false},
+		{"w2", true, []int64{d, hid}, false},
+		{"w3", true, []int64{hid, d}, false},
+		{"rms_final", false, []int64{d}, false},
+		{"freq_cis_real", false, []int64{h.seqLen, headSize / 2}, true},
+		{"freq_cis_imag", false, []int64{h.seqLen, headSize / 2}, true},
+	}
+	if !tied {
+		arrays = append(arrays, array{"wcls", false, []int64{vocab, d}, false})
+	}
+
+	// Lay the arrays out; with every header value below 2^24 and at most
+	// 2^24 layers, no product below exceeds 2^(24*3+2) — too big for int64
+	// only in principle, so sizes are computed with an overflow check.
+	entries := make(map[string]*entry)
+	shapes := make(map[string][]int)
+	off := int64(llama2cHeaderBytes)
+	type span struct {
+		name     string
+		from, to int64
+	}
+	var spans []span
+	for _, a := range arrays {
+		n, ok := mulChecked(a.shape...)
+		nb, ok2 := mulChecked(n, 4)
+		if !ok || !ok2 {
+			return nil, fmt.Errorf("%w: llama2.c: %s size overflows", ErrCorrupt, a.name)
+		}
+		count := int64(1)
+		if a.perLayer {
+			count = L
+		}
+		canon, _ := llama2cCanonical(a.name)
+		for l := range count {
+			name := a.name
+			if a.perLayer {
+				name = layerName(int(l), canon)
+			} else if !a.skip {
+				name = canon
+			}
+			if off > math.MaxInt64-nb {
+				return nil, fmt.Errorf("%w: llama2.c: %s offset overflows", ErrCorrupt, name)
+			}
+			spans = append(spans, span{name, off, off + nb})
+			if !a.skip && off+nb <= size {
+				shape := make([]int, len(a.shape))
+				for i, x := range a.shape {
+					shape[i] = int(x)
+				}
+				entries[name] = &entry{shape: shape, dt: dtF32, r: r, off: off, origin: origin}
+				shapes[name] = shape
+			}
+			off += nb
+		}
+	}
+	if size < off {
+		for _, s := range spans {
+			if s.to > size {
+				return nil, fmt.Errorf("%w: llama2.c: file is %d bytes but the header implies %d: it ends inside %s (bytes [%d, %d))",
+					ErrCorrupt, size, off, s.name, s.from, s.to)
+			}
+		}
+	}
+	if size > off {
+		extra := size - off
+		if tied && extra == vocab*d*4 {
+			return nil, fmt.Errorf("%w: llama2.c: file has %d bytes after rms_final and the RoPE tables, exactly an unshared classifier, but vocab_size %d is positive (shared)",
+				ErrCorrupt, extra, h.vocab)
+		}
+		return nil, fmt.Errorf("%w: llama2.c: file is %d bytes but the header implies %d: %d trailing bytes after %s",
+			ErrCorrupt, size, off, extra, spans[len(spans)-1].name)
+	}
+
+	names, err := checkTensors(&cfg, shapes)
+	if err != nil {
+		return nil, fmt.Errorf("llama2.c: %w", err)
+	}
+	s := &readerSource{cfg: cfg, entries: entries, names: names}
+	if closer != nil {
+		s.closers = []io.Closer{closer}
+	}
+	return s, nil
+}
+
+func (h *llama2cHeader) check() error {
+	fields := []struct {
+		name string
+		v    int64
+	}{{"dim", h.dim}, {"hidden_dim", h.hidden}, {"n_layers", h.layers}, {"n_heads", h.heads},
+		{"n_kv_heads", h.kvHeads}, {"seq_len", h.seqLen}}
+	for _, f := range fields {
+		if f.v <= 0 || f.v > maxLlama2CDim {
+			return fmt.Errorf("%w: llama2.c header: %s is %d, want 1..%d", ErrCorrupt, f.name, f.v, maxLlama2CDim)
+		}
+	}
+	if h.vocab == 0 || h.vocab > maxLlama2CDim || h.vocab < -maxLlama2CDim {
+		return fmt.Errorf("%w: llama2.c header: vocab_size is %d, want 1..%d in magnitude", ErrCorrupt, h.vocab, maxLlama2CDim)
+	}
+	if h.dim%h.heads != 0 {
+		return fmt.Errorf("%w: llama2.c header: dim %d is not a multiple of n_heads %d", ErrCorrupt, h.dim, h.heads)
+	}
+	if h.heads%h.kvHeads != 0 {
+		return fmt.Errorf("%w: llama2.c header: n_heads %d is not a multiple of n_kv_heads %d", ErrCorrupt, h.heads, h.kvHeads)
+	}
+	return nil
+}
+
+// mulChecked multiplies non-negative values, reporting overflow of int64.
+func mulChecked(xs ...int64) (int64, bool) {
+	p := uint64(1)
+	for _, x := range xs {
+		if x < 0 {
+			return 0, false
+		}
+		hi, lo := bits.Mul64(p, uint64(x))
+		if hi != 0 || lo > math.MaxInt64 {
+			return 0, false
+		}
+		p = lo
+	}
+	return int64(p), true
+}
