@@ -19,7 +19,7 @@ import (
 // stories260K layout constants, from the llama2.c header of the checkpoint.
 const (
 	s260Dim, s260Hidden, s260Layers, s260Heads, s260KV, s260Vocab, s260Seq = 64, 172, 5, 8, 4, 512, 512
-	s260KVDim                                                               = s260Dim * s260KV / s260Heads
+	s260KVDim                                                              = s260Dim * s260KV / s260Heads
 )
 
 func stories260K(t testing.TB) Source {
