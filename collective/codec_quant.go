@@ -10,7 +10,10 @@ import (
 // For a block x with a = max|x| (finite, nonzero) and L levels on each side
 // (127 for int8, 7 for int4):
 //
-//	scale s = fl32(a / L)                     (stored on the wire)
+//	scale s = fl32(a / L)                     (stored on the wire; stepped
+//	                                          down by ulps while fl32(L*s)
+//	                                          overflows, which happens only
+//	                                          for a within 2^-22 of MaxFloat32)
 //	code  q = RNE(fl32(x * r)), r = fl32(L / a)
 //
 // so the quotient x/s is formed as x times a float32 reciprocal of the scale
@@ -87,6 +90,11 @@ func blockParams(m uint32, levels float32) (scale, r, pre float32, kind blockKin
 		// a/L underflows: every value is below half the smallest denormal
 		// step times L, and the block decodes to zeros.
 		return 0, 0, 0, blockZero
+	}
+	for math.IsInf(float64(scale*levels), 0) {
+		// Near MaxFloat32, L*fl32(a/L) can round up to Inf; step the scale
+		// down until the largest code decodes finite.
+		scale = math.Float32frombits(math.Float32bits(scale) - 1)
 	}
 	if a < tinyAbsMax {
 		return scale, levels / (a * tinyScale), tinyScale, blockFinite

@@ -1,0 +1,578 @@
+package collective
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var allCodecKinds = []CodecKind{CodecF32, CodecBF16, CodecInt8, CodecInt4}
+
+// codecLevels is L, the largest code magnitude, of a quantized codec.
+func codecLevels(kind CodecKind) int {
+	switch kind {
+	case CodecInt8:
+		return int8Levels
+	case CodecInt4:
+		return int4Levels
+	}
+	panic("codecLevels: not a quantized codec: " + string(kind))
+}
+
+func mustCodec(t testing.TB, kind CodecKind, block int) Codec {
+	t.Helper()
+	c, err := NewCodec(kind, block)
+	if err != nil {
+		t.Fatalf("NewCodec(%q, %d): %v", kind, block, err)
+	}
+	return c
+}
+
+// testDist generates n test values.
+type testDist struct {
+	name   string
+	finite bool // every value finite
+	gen    func(r *rand.Rand, n int) []float32
+}
+
+func genEach(f func(r *rand.Rand, i int) float32) func(*rand.Rand, int) []float32 {
+	return func(r *rand.Rand, n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = f(r, i)
+		}
+		return x
+	}
+}
+
+// heavyTailed is N(0,1) where each value independently, with probability
+// 1/512, is multiplied by 1000.
+func heavyTailed(r *rand.Rand, _ int) float32 {
+	v := float32(r.NormFloat64())
+	if r.IntN(512) == 0 {
+		v *= 1000
+	}
+	return v
+}
+
+var testDists = []testDist{
+	{"normal", true, genEach(func(r *rand.Rand, _ int) float32 { return float32(r.NormFloat64()) })},
+	{"heavy", true, genEach(heavyTailed)},
+	{"zero", true, genEach(func(*rand.Rand, int) float32 { return 0 })},
+	{"negzero", true, genEach(func(*rand.Rand, int) float32 { return float32(math.Copysign(0, -1)) })},
+	{"constant", true, genEach(func(*rand.Rand, int) float32 { return 0.3 })},
+	{"negconstant", true, genEach(func(*rand.Rand, int) float32 { return -1e-3 })},
+	{"negative", true, genEach(func(r *rand.Rand, _ int) float32 { return -float32(math.Abs(r.NormFloat64())) })},
+	{"negspike", true, genEach(func(r *rand.Rand, i int) float32 {
+		if i%37 == 3 {
+			return -50
+		}
+		return float32(r.NormFloat64())
+	})},
+	{"ties", true, genEach(func(r *rand.Rand, i int) float32 {
+		// Half-integer multiples of the scale 1 (absmax 127 set every 8th).
+		if i%8 == 0 {
+			return 127
+		}
+		return float32(r.IntN(254)-127) + 0.5
+	})},
+	{"denormal", true, genEach(func(r *rand.Rand, _ int) float32 {
+		return math.Float32frombits(uint32(r.IntN(1 << 23)))
+	})},
+	{"tinydenormal", true, genEach(func(r *rand.Rand, _ int) float32 {
+		return float32(r.IntN(121)-60) * 0x1p-149
+	})},
+	{"tiny", true, genEach(func(r *rand.Rand, _ int) float32 { return float32(r.NormFloat64() * 0x1p-70) })},
+	{"huge", true, genEach(func(r *rand.Rand, _ int) float32 {
+		return float32(math.Copysign(math.MaxFloat32*(1-r.Float64()/4), r.NormFloat64()))
+	})},
+	{"maxfloat", true, genEach(func(r *rand.Rand, _ int) float32 {
+		return float32(math.Copysign(math.MaxFloat32, r.NormFloat64()))
+	})},
+	{"wild", true, genEach(func(r *rand.Rand, _ int) float32 {
+		return float32(math.Ldexp(r.NormFloat64(), r.IntN(270)-150))
+	})},
+	{"nan", false, genEach(func(r *rand.Rand, _ int) float32 {
+		if r.IntN(300) == 0 {
+			return float32(math.NaN())
+		}
+		return float32(r.NormFloat64())
+	})},
+	{"negnan", false, genEach(func(r *rand.Rand, _ int) float32 {
+		if r.IntN(300) == 0 {
+			return math.Float32frombits(0xffc00001)
+		}
+		return float32(r.NormFloat64())
+	})},
+	{"inf", false, genEach(func(r *rand.Rand, _ int) float32 {
+		switch r.IntN(400) {
+		case 0:
+			return float32(math.Inf(1))
+		case 1:
+			return float32(math.Inf(-1))
+		}
+		return float32(r.NormFloat64())
+	})},
+}
+
+func testLengths(block int) []int {
+	return []int{0, 1, 5, 7, 8, block - 1, block, block + 1, 2*block + 3, 1000, 65537}
+}
+
+// bitsDiff reports the first mismatch of two float32 slices compared by bits
+// (so NaN payloads and signed zeros count), or "" when equal.
+func bitsDiff(want, got []float32) string {
+	if len(want) != len(got) {
+		return fmt.Sprintf("len %d, want %d", len(got), len(want))
+	}
+	bad, first := 0, -1
+	for i := range want {
+		if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
+			if first < 0 {
+				first = i
+			}
+			bad++
+		}
+	}
+	if bad == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d of %d differ; first at %d: got %g (%#08x), want %g (%#08x)", bad, len(want), first,
+		got[first], math.Float32bits(got[first]), want[first], math.Float32bits(want[first]))
+}
+
+// nanEquivDiff is bitsDiff except that any two NaNs match: the payload of a
+// NaN sum depends on the operand order the compiler picks.
+func nanEquivDiff(want, got []float32) string {
+	w := append([]float32(nil), want...)
+	for i := range w {
+		if math.IsNaN(float64(w[i])) && math.IsNaN(float64(got[i])) {
+			w[i] = got[i]
+		}
+	}
+	return bitsDiff(w, got)
+}
+
+func bytesDiff(want, got []byte) string {
+	if len(want) != len(got) {
+		return fmt.Sprintf("len %d, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if want[i] != got[i] {
+			return fmt.Sprintf("first difference at byte %d: got %#02x, want %#02x", i, got[i], want[i])
+		}
+	}
+	return ""
+}
+
+// TestCodecMatchesReference checks the tuned kernels against the
+// straightforward reference, bit for bit, and DecodeAdd against Decode
+// followed by a float32 add.
+func TestCodecMatchesReference(t *testing.T) {
+	for _, kind := range allCodecKinds {
+		blocks := []int{8, 16, 64, 256, 1024}
+		if kind == CodecF32 || kind == CodecBF16 {
+			blocks = []int{0}
+		}
+		for _, block := range blocks {
+			c := mustCodec(t, kind, block)
+			for _, dist := range testDists {
+				t.Run(fmt.Sprintf("%s/B=%d/%s", kind, c.BlockSize(), dist.name), func(t *testing.T) {
+					r := rand.New(rand.NewPCG(uint64(len(dist.name)), uint64(block)))
+					for _, n := range testLengths(c.BlockSize()) {
+						src := dist.gen(r, n)
+						wire := make([]byte, c.EncodedLen(n))
+						c.Encode(wire, src)
+						want := refEncode(kind, c.BlockSize(), src)
+						if d := bytesDiff(want, wire); d != "" {
+							t.Fatalf("n=%d: Encode differs from reference: %s", n, d)
+						}
+						got := make([]float32, n)
+						c.Decode(got, wire)
+						if d := bitsDiff(refDecode(kind, c.BlockSize(), wire, n), got); d != "" {
+							t.Fatalf("n=%d: Decode differs from reference: %s", n, d)
+						}
+						acc := dist.gen(r, n)
+						wantAcc := make([]float32, n)
+						for i := range acc {
+							wantAcc[i] = acc[i] + got[i]
+						}
+						c.DecodeAdd(acc, wire)
+						if d := nanEquivDiff(wantAcc, acc); d != "" {
+							t.Fatalf("n=%d: DecodeAdd differs from Decode + add: %s", n, d)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// quantBound is the worst-case |x - decoded| for a value of a block with
+// absmax a under a codec with L levels (see docs/CODECS.md): half a
+// quantization step s/2 = a/(2L), plus 2^-21*a for the float32 roundings of
+// the reciprocal, the product x*r, the stored scale and the decoded product
+// (four roundings of at most 2^-24 relative each, doubled for margin), plus
+// (L+1)*2^-149 for a scale or a decoded product that lands in the denormal
+// range, where rounding is absolute.
+func quantBound(a float64, levels int) float64 {
+	L := float64(levels)
+	return a/(2*L) + a*0x1p-21 + (L+1)*0x1p-149
+}
+
+// checkQuantBound checks every decoded value of a quantized codec against
+// quantBound computed in float64, returning the largest error seen divided
+// by the exact step a/L (over blocks with a > 0).
+func checkQuantBound(t testing.TB, c Codec, src, got []float32) float64 {
+	t.Helper()
+	levels := codecLevels(c.Kind())
+	worst := 0.0
+	for start := 0; start < len(src); start += c.BlockSize() {
+		end := min(start+c.BlockSize(), len(src))
+		a := 0.0
+		for _, v := range src[start:end] {
+			a = max(a, math.Abs(float64(v)))
+		}
+		bound := quantBound(a, levels)
+		for i := start; i < end; i++ {
+			e := math.Abs(float64(src[i]) - float64(got[i]))
+			if !(e <= bound) { // also catches NaN
+				t.Fatalf("%s B=%d: value %d = %g (%#08x) decodes to %g, error %g > bound %g (block absmax %g)",
+					c.Kind(), c.BlockSize(), i, src[i], math.Float32bits(src[i]), got[i], e, bound, a)
+			}
+			if a > 0 {
+				worst = max(worst, e/(a/float64(levels)))
+			}
+		}
+	}
+	return worst
+}
+
+// TestCodecErrorBound checks the derived per-element bounds against float64
+// for every finite distribution, and that the quantizers' bound is nearly
+// reached (so a looser quantizer would fail).
+func TestCodecErrorBound(t *testing.T) {
+	for _, kind := range allCodecKinds {
+		blocks := []int{8, 32, 256, 1024}
+		if kind == CodecF32 || kind == CodecBF16 {
+			blocks = []int{0}
+		}
+		for _, block := range blocks {
+			c := mustCodec(t, kind, block)
+			for _, dist := range testDists {
+				if !dist.finite {
+					continue
+				}
+				t.Run(fmt.Sprintf("%s/B=%d/%s", kind, c.BlockSize(), dist.name), func(t *testing.T) {
+					r := rand.New(rand.NewPCG(7, uint64(block)))
+					worst := 0.0
+					for _, n := range testLengths(c.BlockSize()) {
+						src := dist.gen(r, n)
+						wire := make([]byte, c.EncodedLen(n))
+						c.Encode(wire, src)
+						got := make([]float32, n)
+						c.Decode(got, wire)
+						switch kind {
+						case CodecF32:
+							if d := bitsDiff(src, got); d != "" {
+								t.Fatalf("n=%d: f32 is not exact: %s", n, d)
+							}
+						case CodecBF16:
+							checkBF16Bound(t, src, got)
+						default:
+							worst = max(worst, checkQuantBound(t, c, src, got))
+						}
+					}
+					if (kind == CodecInt8 || kind == CodecInt4) && (dist.name == "normal" || dist.name == "heavy") && worst < 0.49 {
+						t.Errorf("largest error is %.3f steps; half a step (0.5) should be nearly reached", worst)
+					}
+				})
+			}
+		}
+	}
+}
+
+// checkBF16Bound checks round-to-nearest-even to bfloat16: relative error at
+// most u/(1+u) with u = 2^-8 (bfloat16 keeps 8 significant bits, so half an
+// ulp is 2^-8 relative to the leading power of two) in the normal range, absolute error at most 2^-134 (half the
+// bfloat16 denormal spacing) below it, and Inf exactly for values at or above
+// the overflow threshold 0x7f7f8000 in magnitude.
+func checkBF16Bound(t testing.TB, src, got []float32) {
+	t.Helper()
+	overflow := float64(math.Float32frombits(0x7f7f8000))
+	for i, v := range src {
+		x, y := float64(v), float64(got[i])
+		ax := math.Abs(x)
+		var ok bool
+		switch {
+		case ax >= overflow:
+			ok = math.IsInf(y, 0) && math.Signbit(x) == math.Signbit(y)
+		case ax < 0x1p-126:
+			ok = math.Abs(x-y) <= 0x1p-134
+		default:
+			ok = math.Abs(x-y) <= ax*(0x1p-8/(1+0x1p-8))
+		}
+		if !ok {
+			t.Fatalf("bf16: value %d = %g (%#08x) decodes to %g (%#08x)", i, v, math.Float32bits(v), got[i], math.Float32bits(got[i]))
+		}
+	}
+}
+
+// TestCodecNonFinite checks what NaN and Inf inputs decode to.
+func TestCodecNonFinite(t *testing.T) {
+	nan := float32(math.NaN())
+	inf := float32(math.Inf(1))
+	// kinds of decoded values
+	const (
+		F = 'f' // finite
+		N = 'n' // NaN
+		P = '+' // +Inf
+		M = '-' // -Inf
+	)
+	classify := func(xs []float32) string {
+		b := make([]byte, len(xs))
+		for i, v := range xs {
+			switch {
+			case math.IsNaN(float64(v)):
+				b[i] = N
+			case math.IsInf(float64(v), 1):
+				b[i] = P
+			case math.IsInf(float64(v), -1):
+				b[i] = M
+			default:
+				b[i] = F
+			}
+		}
+		return string(b)
+	}
+	// Blocks of 8; the second block is always finite and must stay so.
+	tests := []struct {
+		name   string
+		first  []float32
+		want   map[CodecKind]string
+		second []float32
+	}{
+		{
+			name:  "nan",
+			first: []float32{1, 2, nan, 4, 5, 6, 7, 8},
+			want: map[CodecKind]string{
+				CodecF32: "ffnfffff", CodecBF16: "ffnfffff", CodecInt8: "nnnnnnnn", CodecInt4: "nnnnnnnn",
+			},
+		},
+		{
+			name:  "plus-inf",
+			first: []float32{1, 2, inf, 4, 5, 6, 7, 8},
+			want: map[CodecKind]string{
+				CodecF32: "ff+fffff", CodecBF16: "ff+fffff", CodecInt8: "nn+nnnnn", CodecInt4: "nn+nnnnn",
+			},
+		},
+		{
+			name:  "both-infs",
+			first: []float32{-inf, 2, inf, 4, 5, 6, 7, 0},
+			want: map[CodecKind]string{
+				CodecF32: "-f+fffff", CodecBF16: "-f+fffff", CodecInt8: "-n+nnnnn", CodecInt4: "-n+nnnnn",
+			},
+		},
+		{
+			name:  "inf-and-nan",
+			first: []float32{-inf, 2, nan, 4, 5, 6, 7, 0},
+			want: map[CodecKind]string{
+				CodecF32: "-fnfffff", CodecBF16: "-fnfffff", CodecInt8: "nnnnnnnn", CodecInt4: "nnnnnnnn",
+			},
+		},
+		{
+			name:  "max-float",
+			first: []float32{math.MaxFloat32, -math.MaxFloat32, 1, 0, 0, 0, 0, 0},
+			want: map[CodecKind]string{
+				CodecF32: "ffffffff", CodecBF16: "+-ffffff", CodecInt8: "ffffffff", CodecInt4: "ffffffff",
+			},
+		},
+	}
+	for _, tc := range tests {
+		for _, kind := range allCodecKinds {
+			t.Run(tc.name+"/"+string(kind), func(t *testing.T) {
+				c := mustCodec(t, kind, 8)
+				src := append(append([]float32{}, tc.first...), 1, -2, 3, 0.5, 0, 0, 9, 1e-3, 7)
+				wire := make([]byte, c.EncodedLen(len(src)))
+				c.Encode(wire, src)
+				got := make([]float32, len(src))
+				c.Decode(got, wire)
+				want := tc.want[kind] + "fffffffff"
+				if diff := cmp.Diff(want, classify(got)); diff != "" {
+					t.Errorf("Decode classes (-want +got):\n%s\nvalues %v", diff, got)
+				}
+				acc := make([]float32, len(src))
+				for i := range acc {
+					acc[i] = 1
+				}
+				c.DecodeAdd(acc, wire)
+				if diff := cmp.Diff(want, classify(acc)); diff != "" {
+					t.Errorf("DecodeAdd classes (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// TestCodecWireLayout pins the documented byte layouts on worked examples,
+// including round-half-even on exact ties.
+func TestCodecWireLayout(t *testing.T) {
+	tests := []struct {
+		kind  CodecKind
+		block int
+		src   []float32
+		want  []byte
+	}{
+		{CodecF32, 8, []float32{1, -2}, []byte{0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0}},
+		// 1+2^-8 is a tie between 1 and 1+2^-7: even keeps 1. 1+3*2^-8 ties up.
+		{CodecBF16, 8, []float32{1, 1 + 0x1p-8, 1 + 3*0x1p-8, float32(math.Inf(-1))},
+			[]byte{0x80, 0x3f, 0x80, 0x3f, 0x82, 0x3f, 0x80, 0xff}},
+		{CodecBF16, 8, []float32{math.Float32frombits(0x7f800001)}, []byte{0xc0, 0x7f}},
+		// absmax 127 -> scale 1 (0x3f800000); -63.5 ties to -64, 2.5 to 2, -0.5 to 0.
+		// Second block: 9 values of absmax 254 -> scale 2, then a short block.
+		{CodecInt8, 8, []float32{127, -63.5, 2.5, -0.5, 1.5, 0, -127, 3,
+			254, 1, 3, 0, 0, 0, 0, 0, -127},
+			[]byte{0, 0, 0x80, 0x3f, 127, 0xc0, 2, 0, 2, 0, 0x81, 3,
+				0, 0, 0, 0x40, 127, 0, 2, 0, 0, 0, 0, 0,
+				0, 0, 0x80, 0x3f, 0x81}},
+		// absmax 7 -> scale 1; codes 7,-4 | 2,0 | 0,2 | -7,1 packed low nibble first.
+		{CodecInt4, 8, []float32{7, -3.5, 2.5, 0.5, -0.5, 1.5, -7, 1, 3.5},
+			[]byte{0, 0, 0x80, 0x3f, 0xc7, 0x02, 0x20, 0x19,
+				0, 0, 0, 0x3f, 0x07}},
+		{CodecInt8, 8, []float32{0, 0, 0}, []byte{0, 0, 0, 0, 0, 0, 0}},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%s/%v", tc.kind, tc.src), func(t *testing.T) {
+			c := mustCodec(t, tc.kind, tc.block)
+			got := make([]byte, c.EncodedLen(len(tc.src)))
+			c.Encode(got, tc.src)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Encode (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCodecBlockRanges checks that encoding whole blocks src[a:b] gives bytes
+// EncodedLen(a):EncodedLen(b) of the whole buffer's encoding, so a buffer
+// may be encoded and decoded segment by segment.
+func TestCodecBlockRanges(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	src := genEach(heavyTailed)(r, 1003)
+	for _, kind := range allCodecKinds {
+		c := mustCodec(t, kind, 16)
+		b := c.BlockSize()
+		whole := make([]byte, c.EncodedLen(len(src)))
+		c.Encode(whole, src)
+		for _, seg := range [][2]int{{0, 0}, {0, b}, {b, 5 * b}, {16 * b, len(src)}, {0, len(src)}} {
+			a, e := seg[0], seg[1]
+			part := make([]byte, c.EncodedLen(e-a))
+			c.Encode(part, src[a:e])
+			if d := bytesDiff(whole[c.EncodedLen(a):c.EncodedLen(e)], part); d != "" {
+				t.Errorf("%s: segment [%d,%d): %s", kind, a, e, d)
+			}
+		}
+	}
+}
+
+func TestCodecEncodedLen(t *testing.T) {
+	tests := []struct {
+		kind  CodecKind
+		block int
+		n     int
+		want  int
+	}{
+		{CodecF32, 0, 0, 0}, {CodecF32, 0, 5, 20},
+		{CodecBF16, 256, 5, 10},
+		{CodecInt8, 8, 0, 0}, {CodecInt8, 8, 1, 5}, {CodecInt8, 8, 8, 12}, {CodecInt8, 8, 9, 17},
+		{CodecInt8, 0, 65537, 65537 + 4*257},
+		{CodecInt4, 8, 0, 0}, {CodecInt4, 8, 1, 5}, {CodecInt4, 8, 8, 8}, {CodecInt4, 8, 11, 14},
+		{CodecInt4, 256, 1000, 3*132 + 4 + 116},
+	}
+	for _, tc := range tests {
+		c := mustCodec(t, tc.kind, tc.block)
+		if got := c.EncodedLen(tc.n); got != tc.want {
+			t.Errorf("%s B=%d: EncodedLen(%d) = %d, want %d", tc.kind, tc.block, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestNewCodec(t *testing.T) {
+	tests := []struct {
+		kind      CodecKind
+		block     int
+		wantErr   error
+		wantBlock int
+	}{
+		{CodecF32, 0, nil, 1},
+		{CodecF32, 256, nil, 1},
+		{CodecBF16, 64, nil, 1},
+		{CodecInt8, 0, nil, DefaultBlockSize},
+		{CodecInt8, 8, nil, 8},
+		{CodecInt8, MaxBlockSize, nil, MaxBlockSize},
+		{CodecInt4, 1024, nil, 1024},
+		{CodecInt8, -8, ErrBlockSize, 0},
+		{CodecInt8, 4, ErrBlockSize, 0},
+		{CodecInt8, 100, ErrBlockSize, 0},
+		{CodecInt4, 2 * MaxBlockSize, ErrBlockSize, 0},
+		{CodecBF16, 3, ErrBlockSize, 0},
+		{"", 0, ErrCodecKind, 0},
+		{"fp8", 0, ErrCodecKind, 0},
+	}
+	for _, tc := range tests {
+		c, err := NewCodec(tc.kind, tc.block)
+		if !errors.Is(err, tc.wantErr) {
+			t.Errorf("NewCodec(%q, %d) error = %v, want %v", tc.kind, tc.block, err, tc.wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if c.Kind() != tc.kind || c.BlockSize() != tc.wantBlock {
+			t.Errorf("NewCodec(%q, %d) = kind %q block %d, want %q %d", tc.kind, tc.block, c.Kind(), c.BlockSize(), tc.kind, tc.wantBlock)
+		}
+	}
+}
+
+func TestCodecLengthMismatchPanics(t *testing.T) {
+	for _, kind := range allCodecKinds {
+		c := mustCodec(t, kind, 8)
+		n := 10
+		ops := map[string]func(){
+			"Encode short":    func() { c.Encode(make([]byte, c.EncodedLen(n)-1), make([]float32, n)) },
+			"Encode long":     func() { c.Encode(make([]byte, c.EncodedLen(n)+1), make([]float32, n)) },
+			"Decode short":    func() { c.Decode(make([]float32, n), make([]byte, c.EncodedLen(n)-1)) },
+			"DecodeAdd long":  func() { c.DecodeAdd(make([]float32, n), make([]byte, c.EncodedLen(n)+1)) },
+			"DecodeAdd short": func() { c.DecodeAdd(make([]float32, n), make([]byte, c.EncodedLen(n)-1)) },
+		}
+		for name, op := range ops {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%s %s: no panic", kind, name)
+					}
+				}()
+				op()
+			}()
+		}
+	}
+}
+
+// TestBF16RelativeErrorIsTight shows the bfloat16 relative bound u/(1+u),
+// u = 2^-8, is reached: 1+2^-8 is a tie that rounds to even (1).
+func TestBF16RelativeErrorIsTight(t *testing.T) {
+	c := mustCodec(t, CodecBF16, 0)
+	x := []float32{1 + 0x1p-8}
+	wire := make([]byte, c.EncodedLen(1))
+	c.Encode(wire, x)
+	got := make([]float32, 1)
+	c.Decode(got, wire)
+	rel := math.Abs(float64(x[0])-float64(got[0])) / float64(x[0])
+	if want := 0x1p-8 / (1 + 0x1p-8); rel != want {
+		t.Errorf("relative error of %g -> %g is %g, want %g", x[0], got[0], rel, want)
+	}
+}
