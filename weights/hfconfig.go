@@ -1,0 +1,323 @@
+package weights
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/equarx/equarx/model"
+)
+
+// hfFields reads typed fields of one Hugging Face config object, naming the
+// field (with its path) in every error.
+type hfFields struct {
+	m    map[string]json.RawMessage
+	path string // "" or "text_config."
+}
+
+func newHFFields(data []byte, path string) (*hfFields, error) {
+	var m map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: config %s: not a JSON object: %v", ErrCorrupt, path, err)
+	}
+	if m == nil {
+		return nil, fmt.Errorf("%w: config %s: null", ErrCorrupt, path)
+	}
+	return &hfFields{m: m, path: path}, nil
+}
+
+// present reports whether a field is set to something other than null.
+func (f *hfFields) present(name string) bool {
+	raw, ok := f.m[name]
+	return ok && !bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
+}
+
+func (f *hfFields) missing(name string) error {
+	return fmt.Errorf("%w: config.json: missing %s%s", ErrCorrupt, f.path, name)
+}
+
+func (f *hfFields) decode(name string, v any) error {
+	if err := json.Unmarshal(f.m[name], v); err != nil {
+		return fmt.Errorf("%w: config.json: %s%s: %v", ErrCorrupt, f.path, name, err)
+	}
+	return nil
+}
+
+func (f *hfFields) int(name string) (int, error) {
+	if !f.present(name) {
+		return 0, f.missing(name)
+	}
+	var v int64
+	if err := f.decode(name, &v); err != nil {
+		return 0, err
+	}
+	if v <= 0 || v > math.MaxInt32 {
+		return 0, fmt.Errorf("%w: config.json: %s%s is %d, want 1..%d", ErrCorrupt, f.path, name, v, math.MaxInt32)
+	}
+	return int(v), nil
+}
+
+func (f *hfFields) float(name string) (float64, error) {
+	if !f.present(name) {
+		return 0, f.missing(name)
+	}
+	var v float64
+	if err := f.decode(name, &v); err != nil {
+		return 0, err
+	}
+	if !(v > 0) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("%w: config.json: %s%s is %g, want a positive number", ErrCorrupt, f.path, name, v)
+	}
+	return v, nil
+}
+
+func (f *hfFields) string(name string) (string, error) {
+	if !f.present(name) {
+		return "", f.missing(name)
+	}
+	var v string
+	return v, f.decode(name, &v)
+}
+
+// boolOr returns a boolean field, or def when Hugging Face's own config
+// class defines def as the default and the field is absent.
+func (f *hfFields) boolOr(name string, def bool) (bool, error) {
+	if !f.present(name) {
+		return def, nil
+	}
+	var v bool
+	return v, f.decode(name, &v)
+}
+
+// mustBeOff rejects features this package's models do not implement: the
+// field must be absent, null or false.
+func (f *hfFields) mustBeOff(names ...string) error {
+	for _, n := range names {
+		if !f.present(n) {
+			continue
+		}
+		var b bool
+		if err := json.Unmarshal(f.m[n], &b); err == nil && !b {
+			continue
+		}
+		return fmt.Errorf("%w: config.json: %s%s = %s", ErrUnsupported, f.path, n, bytes.TrimSpace(f.m[n]))
+	}
+	return nil
+}
+
+// parseHFConfig converts a Hugging Face config.json into a validated
+// model.Config. Every field the model needs must be present; the only
+// defaults applied are those Hugging Face's config classes themselves apply
+// to a field that a saved config.json may omit, each named below.
+func parseHFConfig(data []byte) (model.Config, error) {
+	top, err := newHFFields(data, "")
+	if err != nil {
+		return model.Config{}, err
+	}
+	var archs []string
+	if top.present("architectures") {
+		if err := top.decode("architectures", &archs); err != nil {
+			return model.Config{}, err
+		}
+	}
+	var modelType string
+	if top.present("model_type") {
+		if modelType, err = top.string("model_type"); err != nil {
+			return model.Config{}, err
+		}
+	}
+	var cfg model.Config
+	switch {
+	case slices.Contains(archs, "Gemma3ForConditionalGeneration") || modelType == "gemma3":
+		if !top.present("text_config") {
+			return model.Config{}, top.missing("text_config")
+		}
+		text, err := newHFFields(top.m["text_config"], "text_config.")
+		if err != nil {
+			return model.Config{}, err
+		}
+		if text.present("model_type") {
+			if mt, err := text.string("model_type"); err != nil || mt != "gemma3_text" {
+				return model.Config{}, fmt.Errorf("%w: config.json: text_config.model_type %q, want gemma3_text", ErrUnsupported, mt)
+			}
+		}
+		// Gemma3Config.tie_word_embeddings governs the multimodal model;
+		// the text model's own value defaults to true as well.
+		cfg, err = gemma3Config(text, top)
+		if err != nil {
+			return model.Config{}, err
+		}
+	case slices.Contains(archs, "Gemma3ForCausalLM") || modelType == "gemma3_text":
+		if cfg, err = gemma3Config(top, top); err != nil {
+			return model.Config{}, err
+		}
+	case slices.Contains(archs, "LlamaForCausalLM") || modelType == "llama":
+		if cfg, err = llamaConfig(top); err != nil {
+			return model.Config{}, err
+		}
+	default:
+		return model.Config{}, fmt.Errorf("%w: config.json: architectures %q, model_type %q (want LlamaForCausalLM, Gemma3ForCausalLM or Gemma3ForConditionalGeneration)",
+			ErrUnsupported, archs, modelType)
+	}
+	if err := cfg.Validate(); err != nil {
+		return model.Config{}, fmt.Errorf("config.json: %w", err)
+	}
+	return cfg, nil
+}
+
+// commonConfig reads the fields Llama and Gemma 3 share.
+func commonConfig(f *hfFields, cfg *model.Config) error {
+	ints := []struct {
+		name string
+		dst  *int
+	}{
+		{"hidden_size", &cfg.Dim}, {"intermediate_size", &cfg.HiddenDim}, {"num_hidden_layers", &cfg.Layers},
+		{"num_attention_heads", &cfg.Heads}, {"num_key_value_heads", &cfg.KVHeads},
+		{"vocab_size", &cfg.Vocab}, {"max_position_embeddings", &cfg.MaxSeqLen},
+	}
+	for _, x := range ints {
+		v, err := f.int(x.name)
+		if err != nil {
+			return err
+		}
+		*x.dst = v
+	}
+	var err error
+	if cfg.NormEps, err = f.float("rms_norm_eps"); err != nil {
+		return err
+	}
+	if cfg.RopeTheta, err = f.float("rope_theta"); err != nil {
+		return err
+	}
+	// RoPE scaling variants (linear, llama3, yarn, ...) are not implemented.
+	if err := f.mustBeOff("rope_scaling", "attention_bias", "mlp_bias"); err != nil {
+		return err
+	}
+	return nil
+}
+
+func llamaConfig(f *hfFields) (model.Config, error) {
+	cfg := model.Config{Arch: "llama", RopeStyle: model.RopeHalf}
+	if err := commonConfig(f, &cfg); err != nil {
+		return model.Config{}, err
+	}
+	act, err := f.string("hidden_act")
+	if err != nil {
+		return model.Config{}, err
+	}
+	if act != "silu" {
+		return model.Config{}, fmt.Errorf("%w: config.json: hidden_act %q (want silu)", ErrUnsupported, act)
+	}
+	cfg.Activation = model.ActSiLU
+	// transformers LlamaConfig: head_dim defaults to
+	// hidden_size // num_attention_heads when not given.
+	if f.present("head_dim") {
+		if cfg.HeadDim, err = f.int("head_dim"); err != nil {
+			return model.Config{}, err
+		}
+	} else {
+		if cfg.Dim%cfg.Heads != 0 {
+			return model.Config{}, fmt.Errorf("%w: config.json: no head_dim and hidden_size %d is not a multiple of num_attention_heads %d", ErrCorrupt, cfg.Dim, cfg.Heads)
+		}
+		cfg.HeadDim = cfg.Dim / cfg.Heads
+	}
+	// transformers LlamaConfig: tie_word_embeddings defaults to False.
+	if cfg.TiedEmbeddings, err = f.boolOr("tie_word_embeddings", false); err != nil {
+		return model.Config{}, err
+	}
+	return cfg, nil
+}
+
+// gemma3Config reads a Gemma 3 text config from f; tying is read from tie
+// (the top-level object for multimodal checkpoints).
+func gemma3Config(f, tie *hfFields) (model.Config, error) {
+	cfg := model.Config{Arch: "gemma3", RopeStyle: model.RopeHalf}
+	if err := commonConfig(f, &cfg); err != nil {
+		return model.Config{}, err
+	}
+	var err error
+	if cfg.HeadDim, err = f.int("head_dim"); err != nil {
+		return model.Config{}, err
+	}
+	act, err := f.string("hidden_activation")
+	if err != nil {
+		return model.Config{}, err
+	}
+	if act != "gelu_pytorch_tanh" {
+		return model.Config{}, fmt.Errorf("%w: config.json: %shidden_activation %q (want gelu_pytorch_tanh)", ErrUnsupported, f.path, act)
+	}
+	cfg.Activation = model.ActGELUTanh
+	if cfg.RopeLocalTheta, err = f.float("rope_local_base_freq"); err != nil {
+		return model.Config{}, err
+	}
+	if cfg.SlidingWindow, err = f.int("sliding_window"); err != nil {
+		return model.Config{}, err
+	}
+	if cfg.QueryPreAttnScalar, err = f.float("query_pre_attn_scalar"); err != nil {
+		return model.Config{}, err
+	}
+	if err := f.mustBeOff("attn_logit_softcapping", "final_logit_softcapping"); err != nil {
+		return model.Config{}, err
+	}
+	if cfg.SlidingWindowPattern, err = gemma3Pattern(f, cfg.Layers); err != nil {
+		return model.Config{}, err
+	}
+	// transformers Gemma3TextConfig and Gemma3Config: tie_word_embeddings
+	// defaults to True, so saved Gemma 3 configs usually omit it.
+	if cfg.TiedEmbeddings, err = tie.boolOr("tie_word_embeddings", true); err != nil {
+		return model.Config{}, err
+	}
+	return cfg, nil
+}
+
+// gemma3Pattern returns the sliding-window pattern: every pattern-th layer
+// (1-based) is global. It is read from sliding_window_pattern, or derived
+// from layer_types (newer transformers write that list instead); when both
+// are absent it is 6, the default of transformers' Gemma3TextConfig
+// (sliding_window_pattern=6 in models/gemma3/configuration_gemma3.py), which
+// is the 5:1 local:global layout of every published Gemma 3 model.
+func gemma3Pattern(f *hfFields, layers int) (int, error) {
+	pattern := 0
+	if f.present("sliding_window_pattern") {
+		p, err := f.int("sliding_window_pattern")
+		if err != nil {
+			return 0, err
+		}
+		pattern = p
+	}
+	if f.present("layer_types") {
+		var types []string
+		if err := f.decode("layer_types", &types); err != nil {
+			return 0, err
+		}
+		if len(types) != layers {
+			return 0, fmt.Errorf("%w: config.json: %slayer_types has %d entries for %d layers", ErrCorrupt, f.path, len(types), layers)
+		}
+		first := slices.Index(types, "full_attention")
+		p := first + 1
+		if first < 0 {
+			p = layers + 1 // no global layer at all
+		}
+		for i, t := range types {
+			want := "sliding_attention"
+			if (i+1)%p == 0 {
+				want = "full_attention"
+			}
+			if t != want {
+				return 0, fmt.Errorf("%w: config.json: %slayer_types[%d] = %q breaks the every-%dth-layer-global pattern", ErrUnsupported, f.path, i, t, p)
+			}
+		}
+		if pattern != 0 && pattern != p {
+			return 0, fmt.Errorf("%w: config.json: %ssliding_window_pattern %d disagrees with layer_types (every %dth layer global)", ErrCorrupt, f.path, pattern, p)
+		}
+		pattern = p
+	}
+	if pattern == 0 {
+		pattern = 6
+	}
+	return pattern, nil
+}
