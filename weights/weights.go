@@ -127,8 +127,9 @@ func llama2cCanonical(array string) (string, bool) {
 
 // hfPrefixes are the prefixes of decoder weights in Hugging Face checkpoints:
 // text-only models use "model.", multimodal Gemma 3 checkpoints
-// "language_model.model." (older) or "model.language_model." (newer).
-var hfPrefixes = []string{"model.", "language_model.model.", "model.language_model."}
+// "language_model.model." (older) or "model.language_model." (newer). The
+// longer prefixes come first so that "model." does not shadow them.
+var hfPrefixes = []string{"language_model.model.", "model.language_model.", "model."}
 
 // hfHeadNames are the names an untied LM head is stored under.
 var hfHeadNames = []string{"lm_head.weight", "language_model.lm_head.weight"}
