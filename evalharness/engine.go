@@ -1,0 +1,71 @@
+package evalharness
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/equarx/equarx/tp"
+)
+
+// Prefiller is the part of the tensor-parallel engine the harness uses.
+type Prefiller interface {
+	Prefill(ctx context.Context, seqs [][]int, opts tp.PrefillOptions) (*tp.PrefillResult, error)
+}
+
+// EngineBackend scores in process through a tensor-parallel engine.
+type EngineBackend struct {
+	Engine Prefiller
+	Model  string
+	Window int // the model's max_seq_len
+}
+
+var _ Backend = (*EngineBackend)(nil)
+
+// Name implements Backend.
+func (e *EngineBackend) Name() string { return e.Model }
+
+// MaxSeqLen implements Backend.
+func (e *EngineBackend) MaxSeqLen() int { return e.Window }
+
+// FullRows implements Backend: the engine returns whole log-softmax rows.
+func (e *EngineBackend) FullRows() bool { return true }
+
+// Prefill implements Backend.
+func (e *EngineBackend) Prefill(ctx context.Context, spec PrefillSpec, seqs [][]int) ([]SeqOutput, error) {
+	res, err := e.Engine.Prefill(ctx, seqs, tp.PrefillOptions{
+		Codec: spec.Codec.Kind, BlockSize: spec.Codec.BlockSize, TopK: spec.TopK, FullLogprobs: spec.Full,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine prefill: %w", err)
+	}
+	if len(res.Seqs) != len(seqs) {
+		return nil, fmt.Errorf("engine returned %d sequences for %d", len(res.Seqs), len(seqs))
+	}
+	out := make([]SeqOutput, len(seqs))
+	for j, s := range res.Seqs {
+		n := len(seqs[j])
+		if len(s.TokenLogprobs) != n || len(s.TopK) != n {
+			return nil, fmt.Errorf("engine sequence %d: %d logprobs, %d top-k lists for %d tokens", j, len(s.TokenLogprobs), len(s.TopK), n)
+		}
+		o := SeqOutput{TokenLogprobs: s.TokenLogprobs, TopK: make([][]TokenLogprob, n)}
+		for i := 1; i < n; i++ {
+			tk := make([]TokenLogprob, len(s.TopK[i]))
+			for k, t := range s.TopK[i] {
+				tk[k] = TokenLogprob{ID: t.ID, Logprob: t.Logprob}
+			}
+			o.TopK[i] = tk
+		}
+		if spec.Full {
+			if len(s.Logprobs) != n {
+				return nil, fmt.Errorf("engine sequence %d: %d full rows for %d tokens", j, len(s.Logprobs), n)
+			}
+			// The engine's row i predicts token i+1; ours predicts token i.
+			o.Rows = make([][]float32, n)
+			for i := 1; i < n; i++ {
+				o.Rows[i] = s.Logprobs[i-1]
+			}
+		}
+		out[j] = o
+	}
+	return out, nil
+}
