@@ -150,7 +150,7 @@ func TestOpenLlama2CMatchesRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(a, b); diff != "" {
+		if diff := tensorDiff(a, b); diff != "" {
 			t.Errorf("%s differs (-read +open):\n%s", n, diff)
 		}
 	}

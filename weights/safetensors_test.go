@@ -176,7 +176,7 @@ func checkSource(t *testing.T, s Source, cfg model.Config, ck checkpoint) {
 		if err != nil {
 			t.Fatalf("Tensor(%s): %v", n, err)
 		}
-		if diff := cmp.Diff(ck.canon[n], got); diff != "" {
+		if diff := tensorDiff(ck.canon[n], got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", n, diff)
 		}
 	}
