@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -30,9 +31,10 @@ const (
 
 // SplitSentences cuts a story into sentences. Whitespace runs (newlines
 // included) become single spaces; a sentence ends after '.', '!' or '?'
-// (with any closing quotes that follow) when a space or the end of the text
-// follows and an even number of double quotes has been seen, so quoted
-// speech with inner sentences stays whole.
+// (with any closing quotes that follow) when the end of the text or a space
+// and a word not starting with a lower-case letter follow, and an even
+// number of double quotes has been seen, so quoted speech with inner
+// sentences stays whole.
 func SplitSentences(story string) []string {
 	text := strings.Join(strings.Fields(story), " ")
 	var out []string
@@ -52,7 +54,7 @@ func SplitSentences(story string) []string {
 			}
 			j++
 		}
-		if quotes%2 == 0 && (j == len(text) || text[j] == ' ') {
+		if quotes%2 == 0 && (j == len(text) || text[j] == ' ' && !startsLower(text[j+1:])) {
 			if s := strings.TrimSpace(text[start:j]); s != "" {
 				out = append(out, s)
 			}
@@ -64,6 +66,11 @@ func SplitSentences(story string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+func startsLower(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	return unicode.IsLower(r)
 }
 
 func usable(s string) bool {

@@ -323,7 +323,9 @@ func KLRows(logP, logQ []float32) float64 {
 
 // KLTopK is KL(P || Q) after coarse-graining both distributions to the
 // tokens present in both top-K lists plus one bin for everything else. The
-// rest masses are 1 minus the listed mass, clamped at 0.
+// rest masses are 1 minus the listed mass, floored at RestFloor: below it
+// they are rounding noise of float32 log-softmax values, whose
+// probabilities sum to 1 only within about 1e-6.
 func KLTopK(p, q []TokenLogprob) float64 {
 	qm := make(map[int]float64, len(q))
 	for _, t := range q {
@@ -341,9 +343,9 @@ func KLTopK(p, q []TokenLogprob) float64 {
 		qS += math.Exp(lq)
 		kl += pp * (lp - lq)
 	}
-	pr, qr := math.Max(0, 1-pS), math.Max(0, 1-qS)
-	if pr > 0 {
-		kl += pr * math.Log(pr/qr)
-	}
-	return kl
+	pr, qr := math.Max(RestFloor, 1-pS), math.Max(RestFloor, 1-qS)
+	return kl + pr*math.Log(pr/qr)
 }
+
+// RestFloor is the smallest rest-bin mass KLTopK uses.
+const RestFloor = 1e-6
