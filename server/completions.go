@@ -1,0 +1,220 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/equarx/equarx/tp"
+)
+
+var completionSeq atomic.Int64
+
+// completionPlan is a validated completions request.
+type completionPlan struct {
+	specs     []seqSpec
+	maxTokens int
+	logprobs  *int
+	echo      bool
+}
+
+func (s *Server) handleCompletions(c *gin.Context) {
+	be, err := s.current()
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	var req CompletionRequest
+	if err := decodeJSON(c.Request.Body, &req); err != nil {
+		s.renderError(c, err)
+		return
+	}
+	plan, err := s.validateCompletion(be, &req)
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	rs, err := s.runSeqs(c, be, plan.specs)
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	resp := &CompletionResponse{
+		ID:        fmt.Sprintf("cmpl-%d-%d", now().UnixNano(), completionSeq.Add(1)),
+		Object:    "text_completion",
+		Created:   now().Unix(),
+		Model:     be.Name,
+		AllReduce: string(plan.specs[0].key.codec),
+		Choices:   make([]CompletionChoice, len(rs)),
+	}
+	for i, r := range rs {
+		ch, err := buildChoice(be, plan, i, r)
+		if err != nil {
+			s.renderError(c, err)
+			return
+		}
+		resp.Choices[i] = ch
+		resp.Usage.PromptTokens += len(plan.specs[i].ids)
+		resp.Usage.CompletionTokens += plan.maxTokens
+	}
+	resp.Usage.TotalTokens = resp.Usage.PromptTokens + resp.Usage.CompletionTokens
+	c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) validateCompletion(be *loaded, req *CompletionRequest) (*completionPlan, error) {
+	key, err := s.engineOptions(req.AllReduce, req.BlockSize)
+	if err != nil {
+		return nil, err
+	}
+	if req.Temperature != nil && *req.Temperature != 0 {
+		return nil, badRequest("temperature must be 0: this server scores prompts and decodes greedily, got %g", *req.Temperature)
+	}
+	if req.Stream {
+		return nil, badRequest("stream is not supported")
+	}
+	if req.N != nil && *req.N != 1 {
+		return nil, badRequest("n must be 1, got %d", *req.N)
+	}
+	if req.Model != "" && req.Model != be.Name {
+		return nil, &apiError{status: http.StatusNotFound, typ: TypeNotFound,
+			msg: fmt.Sprintf("model %q is not served here; this server serves %q", req.Model, be.Name)}
+	}
+	plan := &completionPlan{maxTokens: 1, echo: req.Echo, logprobs: req.Logprobs}
+	if req.MaxTokens != nil {
+		if *req.MaxTokens != 0 && *req.MaxTokens != 1 {
+			return nil, badRequest("max_tokens must be 0 or 1 (prefill serving), got %d", *req.MaxTokens)
+		}
+		plan.maxTokens = *req.MaxTokens
+	}
+	k, err := checkLogprobs(req.Logprobs)
+	if err != nil {
+		return nil, err
+	}
+	prompts, err := parsePrompt(req.Prompt)
+	if err != nil {
+		return nil, err
+	}
+	if n := prompts.len(); n > s.opts.MaxPrompts {
+		return nil, tooLarge("%d prompts in one request; the limit is %d", n, s.opts.MaxPrompts)
+	}
+	texts := prompts.kind == promptText || prompts.kind == promptTexts
+	addBOS := texts
+	if req.AddBOS != nil {
+		addBOS = *req.AddBOS
+	}
+	for i := range prompts.len() {
+		what := "prompt"
+		if prompts.len() > 1 {
+			what = fmt.Sprintf("prompt[%d]", i)
+		}
+		var ids []int
+		if texts {
+			if ids, err = be.encode(what, prompts.texts[i], addBOS); err != nil {
+				return nil, err
+			}
+		} else {
+			ids = prompts.ids[i]
+			if addBOS && len(ids) > 0 {
+				ids = append([]int{be.Tokenizer.BOS()}, ids...)
+			}
+		}
+		if err := be.checkIDs(what, ids); err != nil {
+			return nil, err
+		}
+		plan.specs = append(plan.specs, seqSpec{ids: ids, key: key, topK: k})
+	}
+	return plan, nil
+}
+
+func buildChoice(be *loaded, plan *completionPlan, i int, r jobResult) (CompletionChoice, error) {
+	sp := plan.specs[i]
+	n := len(sp.ids)
+	if err := checkSeq(r.seq, n, sp.topK); err != nil {
+		return CompletionChoice{}, err
+	}
+	ids := sp.ids
+	if plan.maxTokens == 1 {
+		ids = append(ids[:n:n], r.seq.Next[0].ID)
+	}
+	pieces := tokenPieces(be.Tokenizer, ids)
+	offsets := make([]int, len(ids))
+	pos := 0
+	for j, p := range pieces {
+		offsets[j] = pos
+		pos += len(p)
+	}
+	ch := CompletionChoice{Index: i, FinishReason: "length"}
+	if plan.echo {
+		ch.Text = strings.Join(pieces, "")
+	} else {
+		ch.Text = strings.Join(pieces[n:], "")
+	}
+	if plan.logprobs == nil {
+		return ch, nil
+	}
+	k := sp.topK
+	topMap := func(cands []tp.TokenLogprob) map[string]float32 {
+		m := make(map[string]float32, k)
+		for _, t := range cands[:k] {
+			name := be.Tokenizer.Token(t.ID)
+			if old, ok := m[name]; !ok || t.Logprob > old {
+				m[name] = t.Logprob
+			}
+		}
+		return m
+	}
+	lp := &CompletionLogprobs{Tokens: []string{}, TokenLogprobs: []*float32{}, TopLogprobs: []map[string]float32{}, TextOffset: []int{}}
+	add := func(j int, logprob *float32, top map[string]float32) {
+		lp.Tokens = append(lp.Tokens, pieces[j])
+		lp.TokenLogprobs = append(lp.TokenLogprobs, logprob)
+		lp.TopLogprobs = append(lp.TopLogprobs, top)
+		lp.TextOffset = append(lp.TextOffset, offsets[j])
+	}
+	if plan.echo {
+		add(0, nil, nil)
+		for j := 1; j < n; j++ {
+			var top map[string]float32
+			if k > 0 {
+				top = topMap(r.seq.TopK[j])
+			} else {
+				top = map[string]float32{}
+			}
+			add(j, fptr(r.seq.TokenLogprobs[j]), top)
+		}
+	}
+	if plan.maxTokens == 1 {
+		top := map[string]float32{}
+		if k > 0 {
+			top = topMap(r.seq.Next)
+		}
+		add(n, fptr(r.seq.Next[0].Logprob), top)
+	}
+	ch.Logprobs = lp
+	return ch, nil
+}
+
+// tokenPieces returns the text each token contributes to the decoded
+// sequence: the difference between decoding a token together with its
+// predecessor and decoding the predecessor alone, so that pieces join into
+// the decoded text (leading-space and byte-fallback rules included). When
+// that difference is not a suffix, the token's vocabulary string is used.
+func tokenPieces(t Tokenizer, ids []int) []string {
+	out := make([]string, len(ids))
+	for i := range ids {
+		if i == 0 {
+			out[i] = t.Decode(ids[:1])
+			continue
+		}
+		prev := t.Decode(ids[i-1 : i])
+		both := t.Decode(ids[i-1 : i+1])
+		if strings.HasPrefix(both, prev) {
+			out[i] = both[len(prev):]
+		} else {
+			out[i] = t.Token(ids[i])
+		}
+	}
+	return out
+}
