@@ -203,7 +203,9 @@ func buildPrefillResponse(be *loaded, sp seqSpec, r jobResult) (*PrefillResponse
 		return nil, err
 	}
 	tok := be.Tokenizer
-	info := func(t tp.TokenLogprob) TokenInfo { return TokenInfo{ID: t.ID, Token: tok.Token(t.ID), Logprob: t.Logprob} }
+	info := func(t tp.TokenLogprob) TokenInfo {
+		return TokenInfo{ID: t.ID, Token: tok.Token(t.ID), Logprob: t.Logprob}
+	}
 	resp := &PrefillResponse{
 		Model:         be.Name,
 		AllReduce:     string(sp.key.codec),
