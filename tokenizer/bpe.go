@@ -84,16 +84,15 @@ func (t *BPE) Token(id int) string {
 	return t.text[id]
 }
 
-// Decode concatenates Token of each id, except that a BOS at position 0
-// contributes nothing (it marks the start of a sequence), so that
-// Decode(Encode(s, true)) == s. Bytes are concatenated raw: where Hugging
-// Face decodes an invalid UTF-8 byte run to U+FFFD, Decode keeps the bytes.
+// Decode concatenates Token of each id, like Hugging Face's decode with
+// skip_special_tokens=False: a BOS id renders as its text ("<bos>"), so
+// Decode(Encode(s, false)) == s and Decode(Encode(s, true)[1:]) == s (for
+// valid UTF-8 s; Gemma also maps a typed "▁" to a space). Bytes are
+// concatenated raw: where Hugging Face decodes an invalid UTF-8 byte run to
+// U+FFFD, Decode keeps the bytes.
 func (t *BPE) Decode(ids []int) string {
 	var sb strings.Builder
-	for i, id := range ids {
-		if i == 0 && id == t.bos && t.bos >= 0 {
-			continue
-		}
+	for _, id := range ids {
 		sb.WriteString(t.Token(id))
 	}
 	return sb.String()
@@ -105,7 +104,7 @@ func (t *BPE) Decode(ids []int) string {
 // (the pre-tokenizer's regular expression works on code points); byte
 // fallback tokenizers encode an invalid byte as its <0xNN> piece.
 func (t *BPE) Encode(text string, addBOS bool) ([]int, error) {
-	var ids []int
+	ids := make([]int, 0, len(text)/3+1)
 	if addBOS {
 		if t.bos < 0 {
 			return nil, fmt.Errorf("encode: addBOS requested but the tokenizer has no BOS token")

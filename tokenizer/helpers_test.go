@@ -1,0 +1,173 @@
+package tokenizer
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// sharedDir returns ../shared relative to the repository root (the
+// directory holding go.mod), skipping the test when it is absent.
+func sharedDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("getwd: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("no go.mod above the test directory")
+		}
+		dir = parent
+	}
+	shared := filepath.Join(dir, "..", "shared")
+	if _, err := os.Stat(shared); err != nil {
+		t.Skipf("shared data directory %s is absent (%v): skipping", shared, err)
+	}
+	return shared
+}
+
+func gpt2Paths(t testing.TB) (encoder, vocab string) {
+	d := filepath.Join(sharedDir(t), "tokenizers", "gpt2")
+	return filepath.Join(d, "encoder.json"), filepath.Join(d, "vocab.bpe")
+}
+
+var (
+	gpt2Once sync.Once
+	gpt2Tok  Tokenizer
+	gpt2Err  error
+)
+
+func loadGPT2(t testing.TB) Tokenizer {
+	t.Helper()
+	enc, voc := gpt2Paths(t)
+	gpt2Once.Do(func() { gpt2Tok, gpt2Err = LoadGPT2(enc, voc) })
+	if gpt2Err != nil {
+		t.Fatalf("LoadGPT2: %v", gpt2Err)
+	}
+	return gpt2Tok
+}
+
+var (
+	gemmaOnce sync.Once
+	gemmaTok  Tokenizer
+	gemmaErr  error
+)
+
+// loadGemma3 loads the 33 MB Gemma 3 tokenizer.json once per test binary.
+func loadGemma3(t testing.TB) Tokenizer {
+	t.Helper()
+	path := filepath.Join(sharedDir(t), "tokenizers", "gemma3", "tokenizer.json")
+	gemmaOnce.Do(func() { gemmaTok, gemmaErr = LoadHF(path) })
+	if gemmaErr != nil {
+		t.Fatalf("LoadHF(%s): %v", path, gemmaErr)
+	}
+	return gemmaTok
+}
+
+// tinyStoriesLines returns up to n non-empty lines of the TinyStories
+// validation sample.
+func tinyStoriesLines(t testing.TB, n int) []string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(sharedDir(t), "data", "tinystories", "tinystories_val_0000-0799.txt"))
+	if err != nil {
+		t.Fatalf("open TinyStories: %v", err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() && len(lines) < n {
+		if l := sc.Text(); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read TinyStories: %v", err)
+	}
+	return lines
+}
+
+// hellaSwagTexts returns contexts and endings of up to n HellaSwag items.
+func hellaSwagTexts(t testing.TB, n int) []string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(sharedDir(t), "data", "hellaswag", "hellaswag_val_1000.jsonl"))
+	if err != nil {
+		t.Fatalf("open HellaSwag: %v", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for i := 0; sc.Scan() && i < n; i++ {
+		var item struct {
+			Ctx     string   `json:"ctx"`
+			Endings []string `json:"endings"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &item); err != nil {
+			t.Fatalf("HellaSwag line %d: %v", i+1, err)
+		}
+		out = append(out, item.Ctx)
+		for _, e := range item.Endings {
+			out = append(out, item.Ctx+" "+e)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read HellaSwag: %v", err)
+	}
+	return out
+}
+
+// tinyStoriesText returns the first n bytes of the TinyStories sample, cut
+// at a line end.
+func tinyStoriesText(t testing.TB, n int) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(sharedDir(t), "data", "tinystories", "tinystories_val_0000-0799.txt"))
+	if err != nil {
+		t.Fatalf("read TinyStories: %v", err)
+	}
+	s := string(data)
+	if len(s) > n {
+		s = s[:n]
+		if i := strings.LastIndexByte(s, '\n'); i > 0 {
+			s = s[:i+1]
+		}
+	}
+	return s
+}
+
+type goldenFile struct {
+	Tokenizer string       `json:"tokenizer"`
+	Cases     []goldenCase `json:"cases"`
+}
+
+type goldenCase struct {
+	Text   string `json:"text"`
+	BOS    bool   `json:"bos"`
+	IDs    []int  `json:"ids"`
+	Source string `json:"source"`
+}
+
+func readGolden(t testing.TB, name string) goldenFile {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatalf("read golden file: %v", err)
+	}
+	var g goldenFile
+	if err := json.Unmarshal(data, &g); err != nil {
+		t.Fatalf("parse %s: %v", name, err)
+	}
+	if len(g.Cases) == 0 {
+		t.Fatalf("%s has no cases", name)
+	}
+	return g
+}
