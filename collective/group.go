@@ -1,0 +1,221 @@
+package collective
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/equarx/equarx/tpu"
+)
+
+// ErrMismatch is wrapped when the ranks of a call disagree on its length or
+// options.
+var ErrMismatch = errors.New("ranks disagree")
+
+// headerID is the message id of a call's header.
+const headerID = math.MaxUint32
+
+// Communicator is one rank's handle on a group: it runs that rank's part of
+// every collective call. A Communicator is used by one goroutine at a time
+// (the goroutine driving its device); every rank of the group makes the same
+// sequence of calls (SPMD).
+type Communicator struct {
+	rank  int
+	mesh  *tpu.Mesh
+	dev   *tpu.Device
+	epoch uint64
+	seq   uint64
+}
+
+// NewGroup returns one communicator per device of the mesh, rank i driving
+// m.Device(i). Each group gets a fresh epoch: a group created after a failed
+// call never sees the old group's messages.
+func NewGroup(m *tpu.Mesh) ([]*Communicator, error) {
+	if m == nil {
+		return nil, errors.New("collective: new group: nil mesh")
+	}
+	epoch := m.NewEpoch()
+	cs := make([]*Communicator, m.Size())
+	for r := range cs {
+		cs[r] = &Communicator{rank: r, mesh: m, dev: m.Device(r), epoch: epoch}
+	}
+	return cs, nil
+}
+
+// Rank is this communicator's rank.
+func (c *Communicator) Rank() int { return c.rank }
+
+// Size is the number of ranks in the group.
+func (c *Communicator) Size() int { return c.mesh.Size() }
+
+// Device is the device this communicator drives.
+func (c *Communicator) Device() *tpu.Device { return c.dev }
+
+// header is the first message of every call, sent by every rank to every
+// other: it lets each rank check that all agree on the call, and carries
+// each rank's clock and link state so that every rank prices the schedule
+// identically.
+type header struct {
+	seq      uint64
+	n        int
+	opts     Options // Timeout zeroed
+	clock    float64
+	linkFree []float64
+}
+
+// AllReduce replaces buf, on every rank, with the element-wise sum of all
+// ranks' buf. Every rank must call it concurrently with the same length and
+// options. A rank that calls with another length or options, or does not
+// call within the timeout, makes every rank's call return an error; so does
+// a cancelled ctx on any rank (its peers see an abort). The device's
+// simulated clock advances by the call's priced schedule.
+func (c *Communicator) AllReduce(ctx context.Context, buf []float32, opts Options) (st Stats, err error) {
+	c.seq++
+	seq := c.seq
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	if timeout < 0 {
+		return Stats{}, fmt.Errorf("collective: rank %d: AllReduce #%d: negative timeout %v", c.rank, seq, timeout)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+		if err != nil {
+			for r := 0; r < c.Size(); r++ {
+				if r != c.rank {
+					c.dev.Abort(r, c.epoch, seq, err)
+				}
+			}
+			err = fmt.Errorf("collective: rank %d: AllReduce #%d of %d values: %w", c.rank, seq, len(buf), err)
+			st = Stats{}
+		}
+	}()
+
+	hs, err := c.handshake(ctx, seq, len(buf), opts)
+	if err != nil {
+		return Stats{}, err
+	}
+	nw := c.mesh.Network()
+	p, err := resolve(nw, len(buf), opts)
+	if err != nil {
+		return Stats{}, err
+	}
+	s, err := buildSchedule(c.mesh.Topology(), p)
+	if err != nil {
+		return Stats{}, err
+	}
+	if err := c.execute(ctx, s, seq, buf); err != nil {
+		return Stats{}, err
+	}
+	start := make([]float64, c.Size())
+	linkFree := make([]float64, nw.NumLinks())
+	for r, h := range hs {
+		start[r] = h.clock
+		for i, id := range nw.OutLinks(r) {
+			linkFree[id] = h.linkFree[i]
+		}
+	}
+	res, err := simulate(s, nw, start, linkFree)
+	if err != nil {
+		return Stats{}, err
+	}
+	out := nw.OutLinks(c.rank)
+	mine := make([]float64, len(out))
+	for i, id := range out {
+		mine[i] = res.linkFree[id]
+	}
+	if err := c.dev.SetLinkFree(mine); err != nil {
+		return Stats{}, err
+	}
+	c.dev.AdvanceTo(res.end[c.rank])
+	return Stats{
+		Codec: p.codec.Kind(), Algorithm: p.algorithm, Elements: len(buf),
+		WireBytes: s.wire[c.rank], SimSeconds: res.end[c.rank] - start[c.rank],
+	}, nil
+}
+
+// handshake exchanges headers with every peer and checks that they agree.
+// It returns every rank's header, indexed by rank.
+func (c *Communicator) handshake(ctx context.Context, seq uint64, n int, opts Options) ([]header, error) {
+	opts.Timeout = 0
+	mine := header{seq: seq, n: n, opts: opts, clock: c.dev.Now(), linkFree: c.dev.LinkFree()}
+	tag := tpu.Tag{Epoch: c.epoch, Seq: seq, ID: headerID}
+	for r := 0; r < c.Size(); r++ {
+		if r != c.rank {
+			if err := c.dev.Send(r, tag, nil, mine); err != nil {
+				return nil, err
+			}
+		}
+	}
+	hs := make([]header, c.Size())
+	hs[c.rank] = mine
+	for r := 0; r < c.Size(); r++ {
+		if r == c.rank {
+			continue
+		}
+		m, err := c.dev.Recv(ctx, r, tag)
+		if err != nil {
+			return nil, fmt.Errorf("waiting for rank %d to join: %w", r, err)
+		}
+		h, ok := m.Meta.(header)
+		if !ok {
+			return nil, fmt.Errorf("rank %d sent a malformed header (%T)", r, m.Meta)
+		}
+		if h.n != n {
+			return nil, fmt.Errorf("rank %d called with %d values, this rank with %d: %w", r, h.n, n, ErrMismatch)
+		}
+		if h.opts != opts {
+			return nil, fmt.Errorf("rank %d called with options %+v, this rank with %+v: %w", r, h.opts, opts, ErrMismatch)
+		}
+		if len(h.linkFree) != len(c.mesh.Network().OutLinks(r)) {
+			return nil, fmt.Errorf("rank %d sent %d link times: %w", r, len(h.linkFree), ErrMismatch)
+		}
+		hs[r] = h
+	}
+	return hs, nil
+}
+
+// execute runs this rank's steps of the schedule on buf.
+func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf []float32) error {
+	ops := s.ops[c.rank]
+	slots := make([][]byte, s.slots[c.rank])
+	codec := s.codec
+	for i := range ops {
+		o := &ops[i]
+		switch o.kind {
+		case opEncode:
+			b := make([]byte, o.encLen)
+			codec.Encode(b, buf[o.lo:o.hi])
+			slots[o.slot] = b
+		case opSend:
+			tag := tpu.Tag{Epoch: c.epoch, Seq: seq, ID: uint32(o.msg)}
+			if err := c.dev.Send(o.peer, tag, slots[o.slot], nil); err != nil {
+				return err
+			}
+		case opRecv:
+			tag := tpu.Tag{Epoch: c.epoch, Seq: seq, ID: uint32(o.msg)}
+			m, err := c.dev.Recv(ctx, o.peer, tag)
+			if err != nil {
+				return err
+			}
+			if len(m.Data) != o.encLen {
+				return fmt.Errorf("message %d from rank %d has %d bytes, want %d", o.msg, o.peer, len(m.Data), o.encLen)
+			}
+			slots[o.slot] = m.Data
+		case opDecodeAdd:
+			codec.DecodeAdd(buf[o.lo:o.hi], slots[o.slot])
+		case opDecode:
+			codec.Decode(buf[o.lo:o.hi], slots[o.slot])
+		}
+		if o.last {
+			slots[o.slot] = nil
+		}
+	}
+	return nil
+}

@@ -1,0 +1,296 @@
+package collective
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/equarx/equarx/tpu"
+)
+
+// DefaultSegmentElems is the segment size (values, rounded up to whole
+// blocks) used when Options.SegmentElems is 0. See docs/ALLREDUCE.md for
+// the estimator sweep it comes from.
+const DefaultSegmentElems = 64 << 10
+
+// DefaultFallbackElems is the buffer size below which int8 and int4 fall
+// back to bf16 when Options.FallbackElems is 0: the crossover measured with
+// the estimator (docs/ALLREDUCE.md).
+const DefaultFallbackElems = 4096
+
+// DefaultTimeout bounds an AllReduce whose Options.Timeout is 0.
+const DefaultTimeout = 30 * time.Second
+
+// plan is a fully resolved AllReduce setting.
+type plan struct {
+	codec     Codec
+	algorithm Algorithm
+	segElems  int // 0: no segmenting
+	n         int
+}
+
+// profKey identifies a profile's cost figures.
+type profKey struct {
+	name                string
+	flops, hbm, ici, lt float64
+	wrap                string
+	pod                 int
+}
+
+func keyOf(p tpu.Profile) profKey {
+	return profKey{p.Name, p.PeakBF16FLOPS, p.HBMBytesPerSec, p.ICIBytesPerSecPerLinkDir, p.HopLatencySeconds, p.Wraparound, p.PodDim}
+}
+
+type schedKey struct {
+	topo      tpu.Topology
+	n         int
+	codec     CodecKind
+	block     int
+	algorithm Algorithm
+	seg       int
+}
+
+type autoKey struct {
+	sk   schedKey // algorithm field empty
+	prof profKey
+}
+
+// caches shared by all groups: schedules are immutable.
+var cache = struct {
+	sync.Mutex
+	sched map[schedKey]*schedule
+	auto  map[autoKey]Algorithm
+	nets  map[struct {
+		topo tpu.Topology
+		prof profKey
+	}]*tpu.Network
+}{}
+
+const maxCached = 512
+
+func cachedNetwork(topo tpu.Topology, prof tpu.Profile) (*tpu.Network, error) {
+	k := struct {
+		topo tpu.Topology
+		prof profKey
+	}{topo, keyOf(prof)}
+	cache.Lock()
+	nw, ok := cache.nets[k]
+	cache.Unlock()
+	if ok {
+		return nw, nil
+	}
+	nw, err := tpu.NewNetwork(topo, prof)
+	if err != nil {
+		return nil, err
+	}
+	cache.Lock()
+	if cache.nets == nil || len(cache.nets) > maxCached {
+		cache.nets = map[struct {
+			topo tpu.Topology
+			prof profKey
+		}]*tpu.Network{}
+	}
+	cache.nets[k] = nw
+	cache.Unlock()
+	return nw, nil
+}
+
+// resolve turns Options into a plan for n values on a network.
+func resolve(nw *tpu.Network, n int, opts Options) (plan, error) {
+	if n < 0 {
+		return plan{}, fmt.Errorf("negative length %d", n)
+	}
+	kind := opts.Codec
+	if kind == "" {
+		kind = CodecInt8
+	}
+	c, err := NewCodec(kind, opts.BlockSize)
+	if err != nil {
+		return plan{}, err
+	}
+	if kind == CodecInt8 || kind == CodecInt4 {
+		thr := opts.FallbackElems
+		if thr == 0 {
+			thr = DefaultFallbackElems
+		}
+		if thr > 0 && n < thr {
+			if c, err = NewCodec(CodecBF16, 0); err != nil {
+				return plan{}, err
+			}
+		}
+	}
+	block := c.BlockSize()
+	seg := opts.SegmentElems
+	switch {
+	case seg == 0:
+		seg = DefaultSegmentElems
+	case seg < 0:
+		seg = 0
+	}
+	if seg > 0 {
+		seg = (seg + block - 1) / block * block
+	}
+	p := plan{codec: c, segElems: seg, n: n}
+	topo := nw.Topology()
+	switch opts.Algorithm {
+	case "", AlgoAuto:
+		a, err := chooseAuto(nw, p)
+		if err != nil {
+			return plan{}, err
+		}
+		p.algorithm = a
+	case AlgoRing, AlgoBiRing, AlgoTwoShot:
+		p.algorithm = opts.Algorithm
+	case AlgoTorus2D:
+		if topo.Kind != tpu.KindTorus {
+			return plan{}, fmt.Errorf("algorithm %q needs a torus topology, have %s", opts.Algorithm, topo)
+		}
+		p.algorithm = opts.Algorithm
+	default:
+		return plan{}, fmt.Errorf("unknown algorithm %q (want %q, %q, %q, %q or %q)",
+			opts.Algorithm, AlgoAuto, AlgoRing, AlgoBiRing, AlgoTorus2D, AlgoTwoShot)
+	}
+	return p, nil
+}
+
+// candidates are the algorithms auto considers on a topology.
+func candidates(topo tpu.Topology) []Algorithm {
+	as := []Algorithm{AlgoRing, AlgoBiRing}
+	if topo.Kind == tpu.KindTorus && topo.X > 1 && topo.Y > 1 {
+		as = append(as, AlgoTorus2D)
+	}
+	return append(as, AlgoTwoShot)
+}
+
+// chooseAuto prices every candidate with the estimator and picks the
+// fastest (ties: the earlier candidate).
+func chooseAuto(nw *tpu.Network, p plan) (Algorithm, error) {
+	topo := nw.Topology()
+	if topo.Size() == 1 {
+		return AlgoRing, nil
+	}
+	k := autoKey{schedKey{topo, p.n, p.codec.Kind(), p.codec.BlockSize(), "", p.segElems}, keyOf(nw.Profile())}
+	cache.Lock()
+	a, ok := cache.auto[k]
+	cache.Unlock()
+	if ok {
+		return a, nil
+	}
+	best, bestT := Algorithm(""), math.Inf(1)
+	for _, cand := range candidates(topo) {
+		q := p
+		q.algorithm = cand
+		s, err := buildSchedule(topo, q)
+		if err != nil {
+			return "", err
+		}
+		res, err := simulate(s, nw, make([]float64, topo.Size()), make([]float64, nw.NumLinks()))
+		if err != nil {
+			return "", err
+		}
+		if t := maxOf(res.end); t < bestT {
+			best, bestT = cand, t
+		}
+	}
+	cache.Lock()
+	if cache.auto == nil || len(cache.auto) > maxCached {
+		cache.auto = map[autoKey]Algorithm{}
+	}
+	cache.auto[k] = best
+	cache.Unlock()
+	return best, nil
+}
+
+func maxOf(xs []float64) float64 {
+	m := 0.0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
+
+// buildSchedule returns the (cached) schedule of a plan on a topology.
+func buildSchedule(topo tpu.Topology, p plan) (*schedule, error) {
+	k := schedKey{topo, p.n, p.codec.Kind(), p.codec.BlockSize(), p.algorithm, p.segElems}
+	cache.Lock()
+	s, ok := cache.sched[k]
+	cache.Unlock()
+	if ok {
+		return s, nil
+	}
+	size := topo.Size()
+	b := newBuilder(size, p.n, p.codec, p.algorithm, p.segElems)
+	block := p.codec.BlockSize()
+	if size > 1 && p.n > 0 {
+		switch p.algorithm {
+		case AlgoRing:
+			buildRing(b, topo.RingOrder(), p.n, block, p.segElems)
+		case AlgoBiRing:
+			buildBiRing(b, topo.RingOrder(), p.n, block, p.segElems)
+		case AlgoTorus2D:
+			buildTorus2D(b, topo.Rows(), topo.Cols(), p.n, block, p.segElems)
+		case AlgoTwoShot:
+			buildTwoShot(b, size, p.n, block, p.segElems)
+		default:
+			return nil, fmt.Errorf("no schedule for algorithm %q", p.algorithm)
+		}
+	}
+	s = b.finish()
+	cache.Lock()
+	if cache.sched == nil || len(cache.sched) > maxCached {
+		cache.sched = map[schedKey]*schedule{}
+	}
+	cache.sched[k] = s
+	cache.Unlock()
+	return s, nil
+}
+
+// EstimateResult is the priced schedule of one AllReduce.
+type EstimateResult struct {
+	Codec        CodecKind // after any fallback
+	Algorithm    Algorithm // after auto
+	BlockSize    int       // values per block (1 for f32 and bf16)
+	SegmentElems int       // 0: no segmenting
+	Elements     int
+	// SimSeconds is the simulated TPU time from a common start (all clocks
+	// and links idle at 0) until the last rank finishes.
+	SimSeconds  float64
+	RankSeconds []float64 // per rank: when it finishes
+	// WireBytes is the largest number of bytes one rank sends;
+	// RankWireBytes has every rank's.
+	WireBytes     int64
+	RankWireBytes []int64
+	Messages      int // messages in the schedule
+}
+
+// Estimate prices an AllReduce of `elements` values on a topology and
+// profile without data: it builds the same schedule the executor runs and
+// simulates it from idle clocks.
+func Estimate(topo tpu.Topology, prof tpu.Profile, elements int, opts Options) (EstimateResult, error) {
+	nw, err := cachedNetwork(topo, prof)
+	if err != nil {
+		return EstimateResult{}, fmt.Errorf("collective: estimate: %w", err)
+	}
+	p, err := resolve(nw, elements, opts)
+	if err != nil {
+		return EstimateResult{}, fmt.Errorf("collective: estimate: %w", err)
+	}
+	s, err := buildSchedule(topo, p)
+	if err != nil {
+		return EstimateResult{}, fmt.Errorf("collective: estimate: %w", err)
+	}
+	res, err := simulate(s, nw, make([]float64, topo.Size()), make([]float64, nw.NumLinks()))
+	if err != nil {
+		return EstimateResult{}, fmt.Errorf("collective: estimate: %w", err)
+	}
+	e := EstimateResult{
+		Codec: p.codec.Kind(), Algorithm: p.algorithm, BlockSize: p.codec.BlockSize(),
+		SegmentElems: p.segElems, Elements: elements, SimSeconds: maxOf(res.end),
+		RankSeconds: res.end, RankWireBytes: append([]int64(nil), s.wire...), Messages: len(s.msgs),
+	}
+	for _, w := range s.wire {
+		e.WireBytes = max(e.WireBytes, w)
+	}
+	return e, nil
+}
