@@ -3,8 +3,10 @@ package evalharness
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/equarx/equarx/collective"
 )
@@ -91,19 +93,70 @@ func ParseInts(s string) ([]int, error) {
 	return out, nil
 }
 
-// TokenLogprob is a candidate token and its log-probability.
-type TokenLogprob struct {
-	ID      int
+// TopEntry is a candidate next token, keyed by its text as the completions
+// wire format renders it, with its log-probability.
+type TopEntry struct {
+	Token   string
 	Logprob float32
+}
+
+// CollapseTop keys top-K candidates by token text the way OpenAI-style
+// top_logprobs objects do: ids that render to the same text collapse into
+// one entry holding the largest log-probability. Text is first made valid
+// UTF-8 as encoding/json does on the wire (WireText), so byte-fallback
+// tokens of non-ASCII bytes all become "\uFFFD". The result is sorted by
+// log-probability, then text.
+func CollapseTop(ids []int, logprobs []float32, text func(int) string) []TopEntry {
+	best := make(map[string]float32, len(ids))
+	for i, id := range ids {
+		t := WireText(text(id))
+		if old, ok := best[t]; !ok || logprobs[i] > old {
+			best[t] = logprobs[i]
+		}
+	}
+	out := make([]TopEntry, 0, len(best))
+	for t, lp := range best {
+		out = append(out, TopEntry{Token: t, Logprob: lp})
+	}
+	sortTop(out)
+	return out
+}
+
+// WireText replaces every byte that is not part of valid UTF-8 with U+FFFD,
+// byte by byte, as encoding/json does when it writes a string.
+func WireText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+func sortTop(t []TopEntry) {
+	sort.Slice(t, func(a, b int) bool {
+		if t[a].Logprob != t[b].Logprob {
+			return t[a].Logprob > t[b].Logprob
+		}
+		return t[a].Token < t[b].Token
+	})
 }
 
 // SeqOutput is a backend's answer for one sequence of n tokens. Every
 // per-position slice has length n, and index i describes the distribution
 // that predicts token i (index 0 has none and is zero/nil).
 type SeqOutput struct {
-	TokenLogprobs []float32        // log p(tokens[i] | tokens[<i])
-	TopK          [][]TokenLogprob // best K alternatives, best first
-	Rows          [][]float32      // full log-softmax rows; nil when the backend cannot provide them
+	TokenLogprobs []float32    // log p(tokens[i] | tokens[<i])
+	Top           [][]TopEntry // best K alternatives collapsed by text (CollapseTop)
+	Rows          [][]float32  // full log-softmax rows; nil when the backend cannot provide them
 }
 
 // PrefillSpec says what a backend must return.

@@ -17,6 +17,9 @@ type EngineBackend struct {
 	Engine Prefiller
 	Model  string
 	Window int // the model's max_seq_len
+	// Token renders an id as the completions wire format does (the
+	// tokenizer's Token), so top-K lists match the HTTP scorer's.
+	Token func(id int) string
 }
 
 var _ Backend = (*EngineBackend)(nil)
@@ -32,6 +35,9 @@ func (e *EngineBackend) FullRows() bool { return true }
 
 // Prefill implements Backend.
 func (e *EngineBackend) Prefill(ctx context.Context, spec PrefillSpec, seqs [][]int) ([]SeqOutput, error) {
+	if e.Token == nil {
+		return nil, fmt.Errorf("engine backend: no token renderer")
+	}
 	res, err := e.Engine.Prefill(ctx, seqs, tp.PrefillOptions{
 		Codec: spec.Codec.Kind, BlockSize: spec.Codec.BlockSize, TopK: spec.TopK, FullLogprobs: spec.Full,
 	})
@@ -47,13 +53,14 @@ func (e *EngineBackend) Prefill(ctx context.Context, spec PrefillSpec, seqs [][]
 		if len(s.TokenLogprobs) != n || len(s.TopK) != n {
 			return nil, fmt.Errorf("engine sequence %d: %d logprobs, %d top-k lists for %d tokens", j, len(s.TokenLogprobs), len(s.TopK), n)
 		}
-		o := SeqOutput{TokenLogprobs: s.TokenLogprobs, TopK: make([][]TokenLogprob, n)}
+		o := SeqOutput{TokenLogprobs: s.TokenLogprobs, Top: make([][]TopEntry, n)}
 		for i := 1; i < n; i++ {
-			tk := make([]TokenLogprob, len(s.TopK[i]))
+			ids := make([]int, len(s.TopK[i]))
+			lps := make([]float32, len(s.TopK[i]))
 			for k, t := range s.TopK[i] {
-				tk[k] = TokenLogprob{ID: t.ID, Logprob: t.Logprob}
+				ids[k], lps[k] = t.ID, t.Logprob
 			}
-			o.TopK[i] = tk
+			o.Top[i] = CollapseTop(ids, lps, e.Token)
 		}
 		if spec.Full {
 			if len(s.Logprobs) != n {

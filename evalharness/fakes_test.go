@@ -30,7 +30,7 @@ func (t pieceTokenizer) token(id int) string {
 	case id == 2:
 		return "</s>"
 	case id < 259:
-		return fmt.Sprintf("<0x%02X>", id-3)
+		return string([]byte{byte(id - 3)}) // a byte renders as itself, like llama2.c byte fallback
 	}
 	return t.pieces[id-259]
 }
@@ -190,7 +190,9 @@ func fakeCompletions(m *fakeModel, tok pieceTokenizer) http.Handler {
 				c.Logprobs.TokenLogprobs = append(c.Logprobs.TokenLogprobs, &v)
 				top := map[string]float64{}
 				for _, t := range s.TopK[i] {
-					top[tok.token(t.ID)] = float64(t.Logprob)
+					if old, ok := top[tok.token(t.ID)]; !ok || float64(t.Logprob) > old {
+						top[tok.token(t.ID)] = float64(t.Logprob)
+					}
 				}
 				c.Logprobs.TopLogprobs = append(c.Logprobs.TopLogprobs, top)
 			}
@@ -200,12 +202,4 @@ func fakeCompletions(m *fakeModel, tok pieceTokenizer) http.Handler {
 		json.NewEncoder(w).Encode(out)
 	})
 	return mux
-}
-
-func testVocab(tok pieceTokenizer) map[string]int {
-	v := map[string]int{}
-	for id := 0; id < tok.vocabSize(); id++ {
-		v[tok.token(id)] = id
-	}
-	return v
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 )
 
@@ -21,9 +20,7 @@ type HTTPBackend struct {
 	URL    string // server base URL, e.g. http://127.0.0.1:8080
 	Model  string
 	Window int
-	// Vocab maps a token's text as the server renders it to its id.
-	Vocab  map[string]int
-	Client *http.Client
+	Client *http.Client // nil = http.DefaultClient
 }
 
 var _ Backend = (*HTTPBackend)(nil)
@@ -49,9 +46,48 @@ type completionRequest struct {
 }
 
 type completionLogprobs struct {
-	Tokens        []string             `json:"tokens"`
-	TokenLogprobs []*float64           `json:"token_logprobs"`
-	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+	Tokens        []string    `json:"tokens"`
+	TokenLogprobs []*float64  `json:"token_logprobs"`
+	TopLogprobs   []topObject `json:"top_logprobs"`
+}
+
+// topObject is one top_logprobs object read with its duplicate keys kept:
+// a server that renders several ids as the same text (every non-ASCII
+// byte-fallback token becomes "\uFFFD" on the wire) may write that key more
+// than once, and a map would keep whichever came last.
+type topObject []TopEntry
+
+func (t *topObject) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		*t = nil
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("top_logprobs entry is %v, want an object", tok)
+	}
+	out := topObject{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, ok := kt.(string)
+		if !ok {
+			return fmt.Errorf("top_logprobs key %v is not a string", kt)
+		}
+		var v float64
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("top_logprobs[%q]: %w", key, err)
+		}
+		out = append(out, TopEntry{Token: key, Logprob: float32(v)})
+	}
+	*t = out
+	return nil
 }
 
 type completionChoice struct {
@@ -125,27 +161,24 @@ func (h *HTTPBackend) convert(lp *completionLogprobs, n int) (SeqOutput, error) 
 	if len(lp.TokenLogprobs) != n || len(lp.TopLogprobs) != n {
 		return SeqOutput{}, fmt.Errorf("%d token logprobs and %d top lists for %d tokens", len(lp.TokenLogprobs), len(lp.TopLogprobs), n)
 	}
-	o := SeqOutput{TokenLogprobs: make([]float32, n), TopK: make([][]TokenLogprob, n)}
+	o := SeqOutput{TokenLogprobs: make([]float32, n), Top: make([][]TopEntry, n)}
 	for i := 1; i < n; i++ {
 		if lp.TokenLogprobs[i] == nil {
 			return SeqOutput{}, fmt.Errorf("token_logprobs[%d] is null", i)
 		}
 		o.TokenLogprobs[i] = float32(*lp.TokenLogprobs[i])
-		tk := make([]TokenLogprob, 0, len(lp.TopLogprobs[i]))
-		for s, v := range lp.TopLogprobs[i] {
-			id, ok := h.Vocab[s]
-			if !ok {
-				return SeqOutput{}, fmt.Errorf("top_logprobs[%d]: token %q is not in the vocabulary", i, s)
+		best := map[string]float32{}
+		for _, e := range lp.TopLogprobs[i] {
+			if old, ok := best[e.Token]; !ok || e.Logprob > old {
+				best[e.Token] = e.Logprob
 			}
-			tk = append(tk, TokenLogprob{ID: id, Logprob: float32(v)})
 		}
-		sort.Slice(tk, func(a, b int) bool {
-			if tk[a].Logprob != tk[b].Logprob {
-				return tk[a].Logprob > tk[b].Logprob
-			}
-			return tk[a].ID < tk[b].ID
-		})
-		o.TopK[i] = tk
+		tk := make([]TopEntry, 0, len(best))
+		for s, v := range best {
+			tk = append(tk, TopEntry{Token: s, Logprob: v})
+		}
+		sortTop(tk)
+		o.Top[i] = tk
 	}
 	return o, nil
 }

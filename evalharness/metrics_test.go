@@ -179,3 +179,17 @@ func TestNumJSON(t *testing.T) {
 		t.Errorf("round trip: %v", back)
 	}
 }
+
+func TestWireText(t *testing.T) {
+	b, err := json.Marshal("a\xe2b\xff\xfe" + "é")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want string
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if got := WireText("a\xe2b\xff\xfe" + "é"); got != want {
+		t.Errorf("WireText = %q, encoding/json gives %q", got, want)
+	}
+}

@@ -81,8 +81,9 @@ type PositionStats struct {
 	MeanKL Num `json:"mean_kl"`
 	MaxKL  Num `json:"max_kl"`
 	// Top-K KL: both distributions coarse-grained to the tokens in both
-	// top-K lists plus one bin holding the rest of the mass. By the data
-	// processing inequality it is a lower bound of the full KL; both scorers
+	// top-K lists plus one bin holding the rest of the mass (KLTopK). Up to
+	// the collapsing of ids that render to the same text it is a lower
+	// bound of the full KL (data processing inequality); both scorers
 	// compute it identically.
 	MeanKLTopK Num `json:"mean_kl_topk"`
 	MaxKLTopK  Num `json:"max_kl_topk"`
@@ -234,7 +235,7 @@ func Score(ctx context.Context, be Backend, reqs []Request, opt RunOptions) (*Sc
 					d := math.Abs(float64(a.TokenLogprobs[pos]) - float64(b.TokenLogprobs[pos]))
 					st.sumAbs += d
 					st.MaxAbsDeltaLogprob = Num(math.Max(float64(st.MaxAbsDeltaLogprob), d))
-					kt := KLTopK(b.TopK[pos], a.TopK[pos])
+					kt := KLTopK(b.Top[pos], a.Top[pos])
 					st.sumKLTopK += kt
 					st.MaxKLTopK = Num(math.Max(float64(st.MaxKLTopK), kt))
 					if full {
@@ -262,12 +263,12 @@ func checkOutputs(o []SeqOutput, seqs [][]int, topK int, full bool) error {
 	}
 	for j, s := range o {
 		n := len(seqs[j])
-		if len(s.TokenLogprobs) != n || len(s.TopK) != n {
-			return fmt.Errorf("sequence %d: %d token logprobs and %d top-k lists for %d tokens", j, len(s.TokenLogprobs), len(s.TopK), n)
+		if len(s.TokenLogprobs) != n || len(s.Top) != n {
+			return fmt.Errorf("sequence %d: %d token logprobs and %d top-k lists for %d tokens", j, len(s.TokenLogprobs), len(s.Top), n)
 		}
 		for i := 1; i < n; i++ {
-			if len(s.TopK[i]) != topK {
-				return fmt.Errorf("sequence %d position %d: %d alternatives, asked for %d", j, i, len(s.TopK[i]), topK)
+			if k := len(s.Top[i]); k < 1 || k > topK {
+				return fmt.Errorf("sequence %d position %d: %d alternatives, asked for %d", j, i, k, topK)
 			}
 		}
 		if full && len(s.Rows) != n {
@@ -326,14 +327,14 @@ func KLRows(logP, logQ []float32) float64 {
 // rest masses are 1 minus the listed mass, floored at RestFloor: below it
 // they are rounding noise of float32 log-softmax values, whose
 // probabilities sum to 1 only within about 1e-6.
-func KLTopK(p, q []TokenLogprob) float64 {
-	qm := make(map[int]float64, len(q))
+func KLTopK(p, q []TopEntry) float64 {
+	qm := make(map[string]float64, len(q))
 	for _, t := range q {
-		qm[t.ID] = float64(t.Logprob)
+		qm[t.Token] = float64(t.Logprob)
 	}
 	kl, pS, qS := 0.0, 0.0, 0.0
 	for _, t := range p {
-		lq, ok := qm[t.ID]
+		lq, ok := qm[t.Token]
 		if !ok {
 			continue
 		}

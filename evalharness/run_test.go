@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -35,12 +36,13 @@ func TestKLTopKIsALowerBound(t *testing.T) {
 		q := m.row(prefix, 0.5*rng.Float64())
 		full := KLRows(p, q)
 		for _, k := range []int{1, 5, 20, 64} {
-			toTop := func(row []float32) []TokenLogprob {
-				var out []TokenLogprob
+			toTop := func(row []float32) []TopEntry {
+				var ids []int
+				var lps []float32
 				for _, t := range topK(row, k) {
-					out = append(out, TokenLogprob{ID: t.ID, Logprob: t.Logprob})
+					ids, lps = append(ids, t.ID), append(lps, t.Logprob)
 				}
-				return out
+				return CollapseTop(ids, lps, strconv.Itoa)
 			}
 			got := KLTopK(toTop(p), toTop(q))
 			// With k = vocab the coarse-graining is the identity: equal up to
@@ -107,8 +109,8 @@ func TestScorersAgree(t *testing.T) {
 	defer srv.Close()
 	codecs := testCodecs(t)
 	opt := RunOptions{Codecs: codecs, Pairs: DefaultPairs(codecs), TokenBudget: 24, TopK: 5}
-	eng := &EngineBackend{Engine: m, Model: "fake", Window: 16}
-	web := &HTTPBackend{URL: srv.URL, Model: "fake", Window: 16, Vocab: testVocab(testTok)}
+	eng := &EngineBackend{Engine: m, Model: "fake", Window: 16, Token: testTok.token}
+	web := &HTTPBackend{URL: srv.URL, Model: "fake", Window: 16}
 	ctx := context.Background()
 	a, err := EvaluateMC(ctx, eng, testTok, testDocs, opt)
 	if err != nil {
@@ -151,7 +153,7 @@ func TestScorersAgree(t *testing.T) {
 func TestScoreAgainstDirectSums(t *testing.T) {
 	m := &fakeModel{vocab: testTok.vocabSize()}
 	codecs := testCodecs(t)
-	eng := &EngineBackend{Engine: m, Model: "fake", Window: 16}
+	eng := &EngineBackend{Engine: m, Model: "fake", Window: 16, Token: testTok.token}
 	reqs, _, _, err := MCRequests(testTok, testDocs, 16)
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +210,7 @@ func TestParseCodecs(t *testing.T) {
 func TestPerplexityFake(t *testing.T) {
 	m := &fakeModel{vocab: testTok.vocabSize()}
 	codecs, _ := ParseCodecs("f32,int4", nil)
-	eng := &EngineBackend{Engine: m, Model: "fake", Window: 8}
+	eng := &EngineBackend{Engine: m, Model: "fake", Window: 8, Token: testTok.token}
 	texts := []string{"Once upon a time the cat sat.", "the dog sat at the time."}
 	ev, err := EvaluatePerplexity(context.Background(), eng, testTok, texts, RunOptions{Codecs: codecs, Pairs: []Pair{{A: "int4", B: "f32"}}, TokenBudget: 16, TopK: 2})
 	if err != nil {
