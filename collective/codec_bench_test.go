@@ -1,0 +1,154 @@
+package collective
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// benchElems values per operation: 256 KiB of float32, which stays in the
+// L2 cache, so the figures are kernel speed rather than memory bandwidth.
+const benchElems = 1 << 16
+
+func benchInput(n int) []float32 {
+	return genEach(heavyTailed)(rand.New(rand.NewPCG(3, 4)), n)
+}
+
+// reportElems adds a Gelem/s figure next to the MB/s of b.SetBytes.
+func reportElems(b *testing.B, n int) {
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+}
+
+// BenchmarkCodec measures Encode (quantize), Decode and DecodeAdd
+// (dequantize-accumulate) per codec and block size. SetBytes counts the
+// float32 side (4 bytes per value), so MB/s compares directly with
+// BenchmarkCodecCopy.
+func BenchmarkCodec(b *testing.B) {
+	src := benchInput(benchElems)
+	for _, kind := range allCodecKinds {
+		blocks := []int{32, 64, 128, 256}
+		if kind == CodecF32 || kind == CodecBF16 {
+			blocks = []int{0}
+		}
+		for _, block := range blocks {
+			c := mustCodec(b, kind, block)
+			wire := make([]byte, c.EncodedLen(len(src)))
+			c.Encode(wire, src)
+			dst := make([]float32, len(src))
+			name := fmt.Sprintf("%s/B=%d", kind, c.BlockSize())
+			b.Run(name+"/Encode", func(b *testing.B) {
+				b.SetBytes(4 * int64(len(src)))
+				for b.Loop() {
+					c.Encode(wire, src)
+				}
+				reportElems(b, len(src))
+			})
+			b.Run(name+"/Decode", func(b *testing.B) {
+				b.SetBytes(4 * int64(len(src)))
+				for b.Loop() {
+					c.Decode(dst, wire)
+				}
+				reportElems(b, len(src))
+			})
+			b.Run(name+"/DecodeAdd", func(b *testing.B) {
+				clear(dst)
+				b.SetBytes(4 * int64(len(src)))
+				for b.Loop() {
+					c.DecodeAdd(dst, wire)
+				}
+				reportElems(b, len(src))
+			})
+		}
+	}
+}
+
+// BenchmarkCodecCopy is the floor: copy() of the same float32 bytes.
+func BenchmarkCodecCopy(b *testing.B) {
+	src := benchInput(benchElems)
+	dst := make([]float32, len(src))
+	b.SetBytes(4 * int64(len(src)))
+	for b.Loop() {
+		copy(dst, src)
+	}
+	reportElems(b, len(src))
+}
+
+// naiveEncodeInt8 is the textbook int8 block quantizer (division, library
+// rounding, clamping, no unrolling), benchmarked to show what the tuned
+// kernel gains. It ignores NaN/Inf handling.
+func naiveEncodeInt8(dst []byte, src []float32, block int) {
+	off := 0
+	for start := 0; start < len(src); start += block {
+		end := min(start+block, len(src))
+		var a float32
+		for _, v := range src[start:end] {
+			a = max(a, float32(math.Abs(float64(v))))
+		}
+		s := a / 127
+		putScale(dst[off:], s)
+		off += 4
+		for _, v := range src[start:end] {
+			q := 0.0
+			if s != 0 {
+				q = math.RoundToEven(float64(v / s))
+			}
+			dst[off] = byte(int8(max(-127, min(127, q))))
+			off++
+		}
+	}
+}
+
+func naiveDecodeAddInt8(dst []float32, src []byte, block int) {
+	off := 0
+	for start := 0; start < len(dst); start += block {
+		s := getScale(src[off:])
+		off += 4
+		for i := start; i < min(start+block, len(dst)); i++ {
+			dst[i] += float32(int8(src[off])) * s
+			off++
+		}
+	}
+}
+
+// BenchmarkCodecNaiveInt8 runs the textbook loops at B = 128 for comparison
+// with BenchmarkCodec/int8/B=128.
+func BenchmarkCodecNaiveInt8(b *testing.B) {
+	const block = 128
+	src := benchInput(benchElems)
+	c := mustCodec(b, CodecInt8, block)
+	wire := make([]byte, c.EncodedLen(len(src)))
+	dst := make([]float32, len(src))
+	b.Run("Encode", func(b *testing.B) {
+		b.SetBytes(4 * int64(len(src)))
+		for b.Loop() {
+			naiveEncodeInt8(wire, src, block)
+		}
+		reportElems(b, len(src))
+	})
+	b.Run("DecodeAdd", func(b *testing.B) {
+		b.SetBytes(4 * int64(len(src)))
+		for b.Loop() {
+			naiveDecodeAddInt8(dst, wire, block)
+		}
+		reportElems(b, len(src))
+	})
+}
+
+// TestNaiveInt8MatchesCodec keeps the benchmark's textbook quantizer honest:
+// on this finite input it must produce the same decoded values within one
+// code of the codec (it divides where the codec multiplies by a reciprocal).
+func TestNaiveInt8MatchesCodec(t *testing.T) {
+	const block = 128
+	src := benchInput(4099)
+	c := mustCodec(t, CodecInt8, block)
+	want := make([]byte, c.EncodedLen(len(src)))
+	c.Encode(want, src)
+	got := make([]byte, len(want))
+	naiveEncodeInt8(got, src, block)
+	for i := range want {
+		if d := int(int8(want[i])) - int(int8(got[i])); i%(block+4) >= 4 && (d < -1 || d > 1) {
+			t.Fatalf("byte %d: naive %d, codec %d", i, int8(got[i]), int8(want[i]))
+		}
+	}
+}
