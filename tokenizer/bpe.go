@@ -197,7 +197,11 @@ func (t *BPE) appendFallbackWord(ids []int, w string) []int {
 // therefore fed in chunks cut where the pattern always has a match boundary
 // (see byteLevelChunks), which leaves the result unchanged.
 func (t *BPE) encodeByteLevel(ids []int, seg string) ([]int, error) {
-	for i, chunk := range byteLevelChunks(seg, gpt2ChunkBytes) {
+	return t.encodeByteLevelChunks(ids, seg, gpt2ChunkBytes)
+}
+
+func (t *BPE) encodeByteLevelChunks(ids []int, seg string, chunkBytes int) ([]int, error) {
+	for i, chunk := range byteLevelChunks(seg, chunkBytes) {
 		pt := t.pretokNoPrefix
 		if i == 0 {
 			pt = t.pretokPrefix

@@ -2,9 +2,6 @@ package tokenizer
 
 import (
 	"encoding/json"
-	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -25,7 +22,7 @@ func loadTok512(t testing.TB) *Llama2C {
 // optional, eos=0): the quadratic merge scan, used as the reference the
 // heap-based Encode must agree with.
 func runcEncode(t *Llama2C, text string, bos bool) []int {
-	var ids []int
+	ids := []int{}
 	if bos {
 		ids = append(ids, 1)
 	}
@@ -114,7 +111,3 @@ func TestLlama2CGreedySample(t *testing.T) {
 	}
 	t.Logf("greedy ids %d, re-encoded %d", len(g.IDs), len(enc))
 }
-
-var _ = errors.Is
-var _ = os.ReadFile
-var _ = filepath.Join
