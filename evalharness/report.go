@@ -17,6 +17,7 @@ type RunInfo struct {
 	TPU         string  `json:"tpu,omitempty"`
 	BlockSizes  []int   `json:"block_sizes"` // as requested; 0 = codec default
 	TokenBudget int     `json:"token_budget"`
+	MaxSeqs     int     `json:"max_seqs_per_batch"`
 	TopK        int     `json:"topk"`
 	WallSeconds float64 `json:"wall_seconds"` // whole run, CPU wall clock
 }

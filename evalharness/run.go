@@ -117,6 +117,7 @@ type RunOptions struct {
 	Codecs      []Codec
 	Pairs       []Pair
 	TokenBudget int // maximum tokens per Prefill call; a longer sequence goes alone
+	MaxSeqs     int // maximum sequences per Prefill call
 	TopK        int // alternatives requested per position, 1..20
 	// Progress, when set, is called after every Prefill with the tokens done
 	// and the total (summed over codecs).
@@ -145,6 +146,9 @@ func Score(ctx context.Context, be Backend, reqs []Request, opt RunOptions) (*Sc
 	}
 	if opt.TokenBudget <= 0 {
 		return nil, fmt.Errorf("score: token budget %d must be positive", opt.TokenBudget)
+	}
+	if opt.MaxSeqs <= 0 {
+		return nil, fmt.Errorf("score: max sequences per batch %d must be positive", opt.MaxSeqs)
 	}
 	if opt.TopK < 1 || opt.TopK > 20 {
 		return nil, fmt.Errorf("score: topk %d out of 1..20", opt.TopK)
@@ -196,7 +200,7 @@ func Score(ctx context.Context, be Backend, reqs []Request, opt RunOptions) (*Sc
 	}
 	var done int64
 	outs := make([][]SeqOutput, len(opt.Codecs))
-	for _, batch := range Batches(reqs, opt.TokenBudget) {
+	for _, batch := range Batches(reqs, opt.TokenBudget, opt.MaxSeqs) {
 		seqs := make([][]int, len(batch))
 		var btok int64
 		for j, r := range batch {
@@ -278,11 +282,13 @@ func checkOutputs(o []SeqOutput, seqs [][]int, topK int, full bool) error {
 	return nil
 }
 
-// Batches groups request indices into batches of at most budget tokens,
-// longest requests first (a request longer than the budget is a batch of
-// its own). The grouping depends only on the lengths, so every scorer sends
-// the same batches.
-func Batches(reqs []Request, budget int) [][]int {
+// Batches groups request indices into batches of at most budget tokens and
+// maxSeqs sequences, longest requests first (a request longer than the
+// budget is a batch of its own). The grouping depends only on the lengths,
+// so every scorer sends the same batches: quantized reductions with blocks
+// that span several tokens make results depend on the batch a sequence
+// rides in.
+func Batches(reqs []Request, budget, maxSeqs int) [][]int {
 	order := make([]int, len(reqs))
 	for i := range order {
 		order[i] = i
@@ -293,7 +299,7 @@ func Batches(reqs []Request, budget int) [][]int {
 	n := 0
 	for _, r := range order {
 		l := len(reqs[r].Tokens)
-		if len(cur) > 0 && n+l > budget {
+		if len(cur) > 0 && (n+l > budget || len(cur) == maxSeqs) {
 			out = append(out, cur)
 			cur, n = nil, 0
 		}

@@ -56,10 +56,15 @@ func TestKLTopKIsALowerBound(t *testing.T) {
 
 func TestBatches(t *testing.T) {
 	reqs := []Request{{Tokens: make([]int, 3)}, {Tokens: make([]int, 9)}, {Tokens: make([]int, 5)}, {Tokens: make([]int, 4)}, {Tokens: make([]int, 20)}}
-	got := Batches(reqs, 10)
+	got := Batches(reqs, 10, 5)
 	want := [][]int{{4}, {1}, {2, 3}, {0}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+	got = Batches(reqs, 100, 2)
+	want = [][]int{{4, 1}, {2, 3}, {0}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("max 2 sequences (-want +got):\n%s", diff)
 	}
 }
 
@@ -108,7 +113,7 @@ func TestScorersAgree(t *testing.T) {
 	srv := httptest.NewServer(fakeCompletions(m, testTok))
 	defer srv.Close()
 	codecs := testCodecs(t)
-	opt := RunOptions{Codecs: codecs, Pairs: DefaultPairs(codecs), TokenBudget: 24, TopK: 5}
+	opt := RunOptions{Codecs: codecs, Pairs: DefaultPairs(codecs), TokenBudget: 24, MaxSeqs: 3, TopK: 5}
 	eng := &EngineBackend{Engine: m, Model: "fake", Window: 16, Token: testTok.token}
 	web := &HTTPBackend{URL: srv.URL, Model: "fake", Window: 16}
 	ctx := context.Background()
@@ -158,7 +163,7 @@ func TestScoreAgainstDirectSums(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, err := Score(context.Background(), eng, reqs, RunOptions{Codecs: codecs, Pairs: DefaultPairs(codecs), TokenBudget: 1000, TopK: 3})
+	run, err := Score(context.Background(), eng, reqs, RunOptions{Codecs: codecs, Pairs: DefaultPairs(codecs), TokenBudget: 1000, MaxSeqs: 100, TopK: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +217,7 @@ func TestPerplexityFake(t *testing.T) {
 	codecs, _ := ParseCodecs("f32,int4", nil)
 	eng := &EngineBackend{Engine: m, Model: "fake", Window: 8, Token: testTok.token}
 	texts := []string{"Once upon a time the cat sat.", "the dog sat at the time."}
-	ev, err := EvaluatePerplexity(context.Background(), eng, testTok, texts, RunOptions{Codecs: codecs, Pairs: []Pair{{A: "int4", B: "f32"}}, TokenBudget: 16, TopK: 2})
+	ev, err := EvaluatePerplexity(context.Background(), eng, testTok, texts, RunOptions{Codecs: codecs, Pairs: []Pair{{A: "int4", B: "f32"}}, TokenBudget: 16, MaxSeqs: 4, TopK: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
