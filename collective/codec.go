@@ -114,3 +114,41 @@ func checkDecodeLen(c Codec, op string, src []byte, n int) {
 			c.Kind(), op, n, len(src), want))
 	}
 }
+
+// ErrorBound returns the largest |x - Decode(Encode(x))| the codec of the
+// given kind can produce for a finite value x of a block whose largest
+// magnitude is absmax (for f32 and bf16 a block is one value, so absmax may
+// be |x| itself). It is the bound derived in docs/CODECS.md, computed in
+// float64:
+//
+//	f32:       0
+//	bf16:      absmax * 2^-8 + 2^-134 (for absmax below the bfloat16
+//	           overflow threshold 0x7f7f8000; above it the value becomes Inf)
+//	int8/int4: absmax/(2L) + absmax*2^-21 + (L+1)*2^-149, L = 127 or 7
+//
+// A collective that re-quantizes at every hop can sum these per-hop bounds
+// (with each hop's own block absmax) plus the float32 rounding of its adds.
+func ErrorBound(kind CodecKind, absmax float64) (float64, error) {
+	switch kind {
+	case CodecF32:
+		return 0, nil
+	case CodecBF16:
+		return absmax*0x1p-8 + 0x1p-134, nil
+	case CodecInt8:
+		return quantErrorBound(absmax, int8Levels), nil
+	case CodecInt4:
+		return quantErrorBound(absmax, int4Levels), nil
+	}
+	return 0, fmt.Errorf("collective: error bound of codec %q: %w", kind, ErrCodecKind)
+}
+
+// quantErrorBound is half a quantization step a/(2L), plus a*2^-21 for the
+// float32 roundings of the reciprocal, of x times it, of the stored scale
+// (one or two ulps when stepped down near MaxFloat32) and of the decoded
+// product (five roundings of at most 2^-24 relative each, with margin), plus
+// (L+1)*2^-149 for a scale or a decoded product in the denormal range, where
+// rounding is absolute.
+func quantErrorBound(a float64, levels int) float64 {
+	L := float64(levels)
+	return a/(2*L) + a*0x1p-21 + (L+1)*0x1p-149
+}

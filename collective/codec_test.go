@@ -220,32 +220,27 @@ func TestCodecMatchesReference(t *testing.T) {
 	}
 }
 
-// quantBound is the worst-case |x - decoded| for a value of a block with
-// absmax a under a codec with L levels (see docs/CODECS.md): half a
-// quantization step s/2 = a/(2L), plus 2^-21*a for the float32 roundings of
-// the reciprocal, the product x*r, the stored scale and the decoded product
-// (four roundings of at most 2^-24 relative each, doubled for margin), plus
-// (L+1)*2^-149 for a scale or a decoded product that lands in the denormal
-// range, where rounding is absolute.
-func quantBound(a float64, levels int) float64 {
-	L := float64(levels)
-	return a/(2*L) + a*0x1p-21 + (L+1)*0x1p-149
-}
-
 // checkQuantBound checks every decoded value of a quantized codec against
-// quantBound computed in float64, returning the largest error seen divided
+// ErrorBound computed in float64, returning the largest error seen divided
 // by the exact step a/L (over blocks with a > 0).
 func checkQuantBound(t testing.TB, c Codec, src, got []float32) float64 {
 	t.Helper()
 	levels := codecLevels(c.Kind())
 	worst := 0.0
+	bound := func(a float64) float64 {
+		b, err := ErrorBound(c.Kind(), a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	for start := 0; start < len(src); start += c.BlockSize() {
 		end := min(start+c.BlockSize(), len(src))
 		a := 0.0
 		for _, v := range src[start:end] {
 			a = max(a, math.Abs(float64(v)))
 		}
-		bound := quantBound(a, levels)
+		bound := bound(a)
 		for i := start; i < end; i++ {
 			e := math.Abs(float64(src[i]) - float64(got[i]))
 			if !(e <= bound) { // also catches NaN
@@ -531,6 +526,9 @@ func TestNewCodec(t *testing.T) {
 		{"", 0, ErrCodecKind, 0},
 		{"fp8", 0, ErrCodecKind, 0},
 	}
+	if _, err := ErrorBound("fp8", 1); !errors.Is(err, ErrCodecKind) {
+		t.Errorf("ErrorBound(fp8) error = %v, want %v", err, ErrCodecKind)
+	}
 	for _, tc := range tests {
 		c, err := NewCodec(tc.kind, tc.block)
 		if !errors.Is(err, tc.wantErr) {
@@ -582,5 +580,25 @@ func TestBF16RelativeErrorIsTight(t *testing.T) {
 	rel := math.Abs(float64(x[0])-float64(got[0])) / float64(x[0])
 	if want := 0x1p-8 / (1 + 0x1p-8); rel != want {
 		t.Errorf("relative error of %g -> %g is %g, want %g", x[0], got[0], rel, want)
+	}
+}
+
+func TestErrorBoundValues(t *testing.T) {
+	tests := []struct {
+		kind   CodecKind
+		absmax float64
+		want   float64
+	}{
+		{CodecF32, 3, 0},
+		{CodecBF16, 1, 0x1p-8 + 0x1p-134},
+		{CodecInt8, 127, 0.5 + 127*0x1p-21 + 128*0x1p-149},
+		{CodecInt4, 7, 0.5 + 7*0x1p-21 + 8*0x1p-149},
+		{CodecInt8, 0, 128 * 0x1p-149},
+	}
+	for _, tc := range tests {
+		got, err := ErrorBound(tc.kind, tc.absmax)
+		if err != nil || got != tc.want {
+			t.Errorf("ErrorBound(%s, %g) = %g, %v; want %g", tc.kind, tc.absmax, got, err, tc.want)
+		}
 	}
 }
