@@ -4,8 +4,11 @@
 package model
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 )
 
 // RopeStyle says how rotary embeddings pair the dimensions of a head.
@@ -51,6 +54,10 @@ type Config struct {
 	SlidingWindow        int     `json:"sliding_window,omitempty"`         // tokens a local layer attends to
 	SlidingWindowPattern int     `json:"sliding_window_pattern,omitempty"` // every Nth layer is global (6)
 	QueryPreAttnScalar   float64 `json:"query_pre_attn_scalar,omitempty"`  // queries scaled by 1/sqrt(this)
+
+	// Sources documents where each figure of a config file comes from; it
+	// does not affect the model.
+	Sources map[string]string `json:"sources,omitempty"`
 }
 
 // ErrInvalidConfig is wrapped by every error Validate returns.
@@ -129,4 +136,43 @@ func (c *Config) Params() int64 {
 		n += int64(c.Vocab) * d
 	}
 	return n
+}
+
+// IsGlobalLayer reports whether layer i attends to the whole sequence. For
+// gemma3, layer i is global when (i+1) % sliding_window_pattern == 0 and
+// local (sliding window, rope_local_theta) otherwise; llama layers are all
+// global.
+func (c *Config) IsGlobalLayer(i int) bool {
+	if c.Arch != "gemma3" {
+		return true
+	}
+	return (i+1)%c.SlidingWindowPattern == 0
+}
+
+// ParseConfig decodes a JSON model config (configs/models/*.json), rejecting
+// unknown fields, and validates it.
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("%w: decode: %v", ErrInvalidConfig, err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// LoadConfig reads and parses a JSON model config file.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("model config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("model config %s: %w", path, err)
+	}
+	return c, nil
 }

@@ -1,0 +1,344 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math"
+)
+
+// Linear maps each of n rows of x (width InDim) to a row of out (width
+// OutDim). Tensor-parallel implementations hold one rank's slice of the
+// weight; a row-parallel one also sums the partial outputs over the group, so
+// a block never knows whether, or how, a reduction happens.
+type Linear interface {
+	InDim() int
+	OutDim() int
+	Forward(ctx context.Context, x []float32, n int, out []float32) error
+}
+
+// HeadShard says which attention heads one rank computes: query heads
+// [QFirst, QFirst+QHeads) and key/value heads [KVFirst, KVFirst+KVHeads),
+// which must include every kv head those query heads read.
+type HeadShard struct {
+	QHeads, QFirst   int
+	KVHeads, KVFirst int
+}
+
+// LayerWeights are the bound weights of one decoder layer on one rank.
+// Norm vectors are replicated; projections are Linear slices.
+type LayerWeights struct {
+	AttnNorm []float32 // [dim], before attention (Gemma: input_layernorm)
+	FFNNorm  []float32 // [dim], before the MLP (Gemma: pre_feedforward_layernorm)
+	Q, K, V  Linear    // column-parallel by heads
+	O        Linear    // row-parallel, reduced
+	Gate, Up Linear    // column-parallel
+	Down     Linear    // row-parallel, reduced
+
+	// Gemma 3 only.
+	QNorm, KNorm []float32 // [head_dim], per-head norm of queries and keys
+	PostAttnNorm []float32 // [dim], on the attention output before the residual add
+	PostFFNNorm  []float32 // [dim], on the MLP output before the residual add
+
+	Heads HeadShard
+}
+
+// Batch describes a ragged batch: several sequences concatenated row after
+// row into one token matrix. Every token attends causally to the earlier
+// tokens of its own sequence only.
+type Batch struct {
+	N     int   // total tokens
+	Pos   []int // position of each token within its sequence
+	Start []int // row of the first token of each token's sequence
+}
+
+// NewBatch lays out sequences of the given lengths back to back.
+func NewBatch(lengths []int) *Batch {
+	b := &Batch{}
+	for _, n := range lengths {
+		start := b.N
+		for p := 0; p < n; p++ {
+			b.Pos = append(b.Pos, p)
+			b.Start = append(b.Start, start)
+		}
+		b.N += n
+	}
+	return b
+}
+
+// State is the activation state of one rank while a batch runs through the
+// blocks. X is the residual stream [N, dim], updated in place by each block.
+type State struct {
+	Batch *Batch
+	X     []float32
+	Meter Meter
+
+	scratch map[string][]float32
+	rope    map[float64][2][]float32
+}
+
+// NewState prepares a state for batch with residual x ([N, dim]).
+func NewState(b *Batch, x []float32, m Meter) *State {
+	if m == nil {
+		m = NopMeter{}
+	}
+	return &State{Batch: b, X: x, Meter: m, scratch: map[string][]float32{}, rope: map[float64][2][]float32{}}
+}
+
+func (s *State) buf(name string, n int) []float32 {
+	b := s.scratch[name]
+	if cap(b) < n {
+		b = make([]float32, n)
+		s.scratch[name] = b
+	}
+	return b[:n]
+}
+
+func (s *State) ropeFor(theta float64, hd int) (cos, sin []float32) {
+	if t, ok := s.rope[theta]; ok && len(t[0]) == s.Batch.N*hd/2 {
+		return t[0], t[1]
+	}
+	cos, sin = ropeTable(s.Batch.Pos, hd, theta)
+	s.rope[theta] = [2][]float32{cos, sin}
+	return cos, sin
+}
+
+// Block is one decoder layer on one rank.
+type Block interface {
+	Forward(ctx context.Context, st *State) error
+}
+
+// decoderBlock is the pre-norm decoder layer shared by llama and gemma3; the
+// flavor holds what differs between them.
+type decoderBlock struct {
+	layer int
+	cfg   Config
+	w     LayerWeights
+	f     flavor
+}
+
+type flavor struct {
+	onePlusNorm bool       // norm weights applied as (1+w)
+	qkNorm      bool       // per-head RMSNorm of q and k before RoPE
+	sandwich    bool       // post-attention and post-MLP norms
+	act         Activation // gate nonlinearity
+	theta       float64    // RoPE base of this layer
+	window      int        // tokens a query may attend to (itself included); 0 = all
+	qScale      float32    // multiplier of q·k
+}
+
+var _ Block = (*decoderBlock)(nil)
+
+func newDecoderBlock(cfg Config, layer int, w LayerWeights, f flavor) (*decoderBlock, error) {
+	missing := func(what string) error { return fmt.Errorf("layer %d: missing %s", layer, what) }
+	vec := func(name string, v []float32, n int) error {
+		if v == nil {
+			return missing(name)
+		}
+		if len(v) != n {
+			return fmt.Errorf("layer %d: %s has %d values, want %d", layer, name, len(v), n)
+		}
+		return nil
+	}
+	hs := w.Heads
+	if hs.QHeads <= 0 || hs.KVHeads <= 0 || hs.QFirst < 0 || hs.KVFirst < 0 ||
+		hs.QFirst+hs.QHeads > cfg.Heads || hs.KVFirst+hs.KVHeads > cfg.KVHeads {
+		return nil, fmt.Errorf("layer %d: head shard %+v out of range for %d heads / %d kv heads", layer, hs, cfg.Heads, cfg.KVHeads)
+	}
+	group := cfg.Heads / cfg.KVHeads
+	if hs.QFirst/group < hs.KVFirst || (hs.QFirst+hs.QHeads-1)/group >= hs.KVFirst+hs.KVHeads {
+		return nil, fmt.Errorf("layer %d: head shard %+v lacks kv heads its query heads read", layer, hs)
+	}
+	if err := vec("attn_norm", w.AttnNorm, cfg.Dim); err != nil {
+		return nil, err
+	}
+	if err := vec("ffn_norm", w.FFNNorm, cfg.Dim); err != nil {
+		return nil, err
+	}
+	hd := cfg.HeadDim
+	lin := []struct {
+		name    string
+		l       Linear
+		in, out int // -1: any
+	}{
+		{"wq", w.Q, cfg.Dim, hs.QHeads * hd},
+		{"wk", w.K, cfg.Dim, hs.KVHeads * hd},
+		{"wv", w.V, cfg.Dim, hs.KVHeads * hd},
+		{"wo", w.O, hs.QHeads * hd, cfg.Dim},
+		{"w_gate", w.Gate, cfg.Dim, -1},
+		{"w_up", w.Up, cfg.Dim, -1},
+		{"w_down", w.Down, -1, cfg.Dim},
+	}
+	for _, l := range lin {
+		if l.l == nil {
+			return nil, missing(l.name)
+		}
+		if l.in >= 0 && l.l.InDim() != l.in || l.out >= 0 && l.l.OutDim() != l.out {
+			return nil, fmt.Errorf("layer %d: %s maps %d -> %d, want %d -> %d", layer, l.name, l.l.InDim(), l.l.OutDim(), l.in, l.out)
+		}
+	}
+	if w.Gate.OutDim() != w.Up.OutDim() || w.Down.InDim() != w.Gate.OutDim() {
+		return nil, fmt.Errorf("layer %d: MLP widths disagree: gate %d, up %d, down in %d", layer, w.Gate.OutDim(), w.Up.OutDim(), w.Down.InDim())
+	}
+	if f.qkNorm {
+		if err := vec("q_norm", w.QNorm, hd); err != nil {
+			return nil, err
+		}
+		if err := vec("k_norm", w.KNorm, hd); err != nil {
+			return nil, err
+		}
+	}
+	if f.sandwich {
+		if err := vec("post_attn_norm", w.PostAttnNorm, cfg.Dim); err != nil {
+			return nil, err
+		}
+		if err := vec("post_ffn_norm", w.PostFFNNorm, cfg.Dim); err != nil {
+			return nil, err
+		}
+	}
+	return &decoderBlock{layer: layer, cfg: cfg, w: w, f: f}, nil
+}
+
+// Forward runs attention and the MLP on st.X in place.
+func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
+	n, d, hd := st.Batch.N, b.cfg.Dim, b.cfg.HeadDim
+	if len(st.X) != n*d {
+		return fmt.Errorf("layer %d: residual has %d values, want %d", b.layer, len(st.X), n*d)
+	}
+	m := st.Meter
+	eps := b.cfg.NormEps
+	nq, nkv := b.w.Heads.QHeads, b.w.Heads.KVHeads
+	rowBytes := float64(n * d * 4)
+
+	h := st.buf("h", n*d)
+	rmsNorm(h, st.X, n, d, b.w.AttnNorm, eps, b.f.onePlusNorm)
+	m.Elementwise(2 * rowBytes)
+
+	q := st.buf("q", n*nq*hd)
+	k := st.buf("k", n*nkv*hd)
+	v := st.buf("v", n*nkv*hd)
+	if err := b.w.Q.Forward(ctx, h, n, q); err != nil {
+		return fmt.Errorf("layer %d: wq: %w", b.layer, err)
+	}
+	if err := b.w.K.Forward(ctx, h, n, k); err != nil {
+		return fmt.Errorf("layer %d: wk: %w", b.layer, err)
+	}
+	if err := b.w.V.Forward(ctx, h, n, v); err != nil {
+		return fmt.Errorf("layer %d: wv: %w", b.layer, err)
+	}
+	if b.f.qkNorm {
+		rmsNorm(q, q, n*nq, hd, b.w.QNorm, eps, b.f.onePlusNorm)
+		rmsNorm(k, k, n*nkv, hd, b.w.KNorm, eps, b.f.onePlusNorm)
+		m.Elementwise(float64(2 * 4 * n * (nq + nkv) * hd))
+	}
+	cos, sin := st.ropeFor(b.f.theta, hd)
+	applyRope(q, n, nq, hd, cos, sin, b.cfg.RopeStyle)
+	applyRope(k, n, nkv, hd, cos, sin, b.cfg.RopeStyle)
+	m.Elementwise(float64(2 * 4 * n * (nq + nkv) * hd))
+
+	att := st.buf("att", n*nq*hd)
+	pairs := b.attention(st, q, k, v, att)
+	// q·k and p·v: 2·hd FLOPs each per (query, key, head); softmax touches the scores.
+	m.Compute(4 * float64(hd) * float64(pairs))
+	m.Elementwise(4 * 3 * float64(pairs))
+
+	o := st.buf("o", n*d)
+	if err := b.w.O.Forward(ctx, att, n, o); err != nil {
+		return fmt.Errorf("layer %d: wo: %w", b.layer, err)
+	}
+	if b.f.sandwich {
+		rmsNorm(o, o, n, d, b.w.PostAttnNorm, eps, b.f.onePlusNorm)
+		m.Elementwise(2 * rowBytes)
+	}
+	for i, x := range o {
+		st.X[i] += x
+	}
+	m.Elementwise(3 * rowBytes)
+
+	rmsNorm(h, st.X, n, d, b.w.FFNNorm, eps, b.f.onePlusNorm)
+	m.Elementwise(2 * rowBytes)
+	hid := b.w.Gate.OutDim()
+	g := st.buf("g", n*hid)
+	u := st.buf("u", n*hid)
+	if err := b.w.Gate.Forward(ctx, h, n, g); err != nil {
+		return fmt.Errorf("layer %d: w_gate: %w", b.layer, err)
+	}
+	if err := b.w.Up.Forward(ctx, h, n, u); err != nil {
+		return fmt.Errorf("layer %d: w_up: %w", b.layer, err)
+	}
+	if b.f.act == ActGELUTanh {
+		for i, x := range g {
+			g[i] = geluTanh(x) * u[i]
+		}
+	} else {
+		for i, x := range g {
+			g[i] = silu(x) * u[i]
+		}
+	}
+	m.Elementwise(float64(3 * 4 * n * hid))
+	if err := b.w.Down.Forward(ctx, g, n, o); err != nil {
+		return fmt.Errorf("layer %d: w_down: %w", b.layer, err)
+	}
+	if b.f.sandwich {
+		rmsNorm(o, o, n, d, b.w.PostFFNNorm, eps, b.f.onePlusNorm)
+		m.Elementwise(2 * rowBytes)
+	}
+	for i, x := range o {
+		st.X[i] += x
+	}
+	m.Elementwise(3 * rowBytes)
+	return nil
+}
+
+// attention computes causal (optionally sliding-window) softmax attention
+// for the rank's query heads and returns the number of (query, key, head)
+// pairs scored.
+func (b *decoderBlock) attention(st *State, q, k, v, out []float32) int {
+	n, hd := st.Batch.N, b.cfg.HeadDim
+	nq, nkv := b.w.Heads.QHeads, b.w.Heads.KVHeads
+	group := b.cfg.Heads / b.cfg.KVHeads
+	scores := st.buf("scores", n)
+	pairs := 0
+	for t := 0; t < n; t++ {
+		lo := st.Batch.Start[t]
+		if b.f.window > 0 && t-b.f.window+1 > lo {
+			lo = t - b.f.window + 1
+		}
+		span := t - lo + 1
+		for j := 0; j < nq; j++ {
+			kv := (b.w.Heads.QFirst+j)/group - b.w.Heads.KVFirst
+			qv := q[(t*nq+j)*hd : (t*nq+j+1)*hd]
+			sc := scores[:span]
+			maxv := float32(math.Inf(-1))
+			for s := lo; s <= t; s++ {
+				kvec := k[(s*nkv+kv)*hd : (s*nkv+kv+1)*hd]
+				var dot float32
+				for i, x := range qv {
+					dot += x * kvec[i]
+				}
+				dot *= b.f.qScale
+				sc[s-lo] = dot
+				if dot > maxv {
+					maxv = dot
+				}
+			}
+			var sum float32
+			for i, x := range sc {
+				e := float32(math.Exp(float64(x - maxv)))
+				sc[i] = e
+				sum += e
+			}
+			o := out[(t*nq+j)*hd : (t*nq+j+1)*hd]
+			clear(o)
+			inv := 1 / sum
+			for s := lo; s <= t; s++ {
+				p := sc[s-lo] * inv
+				vv := v[(s*nkv+kv)*hd : (s*nkv+kv+1)*hd]
+				for i, x := range vv {
+					o[i] += p * x
+				}
+			}
+			pairs += span
+		}
+	}
+	return pairs
+}

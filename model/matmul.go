@@ -1,0 +1,58 @@
+package model
+
+import (
+	"fmt"
+
+	"gorgonia.org/tensor"
+)
+
+// Weight is a 2-D weight matrix stored [out, in] row-major, as checkpoints
+// store linear layers. Its matrix products run on gorgonia's tensor engine, so
+// the BLAS plugged in with gorgonia.Use (or tensor.Use) does the work.
+type Weight struct {
+	Out, In int
+	Data    []float32
+}
+
+// NewWeight checks that data holds out*in values.
+func NewWeight(data []float32, out, in int) (*Weight, error) {
+	if out < 0 || in < 0 {
+		return nil, fmt.Errorf("weight shape [%d, %d] is negative", out, in)
+	}
+	if len(data) != out*in {
+		return nil, fmt.Errorf("weight shape [%d, %d] needs %d values, got %d", out, in, out*in, len(data))
+	}
+	return &Weight{Out: out, In: in, Data: data}, nil
+}
+
+// MulT computes out[n, Out] = x[n, In] · Wᵀ with tensor.MatMul, writing into
+// out in place (tensor.WithReuse). It returns the FLOPs done (2·n·Out·In).
+func (w *Weight) MulT(x []float32, n int, out []float32) (float64, error) {
+	return MatMulT(x, n, w.In, w.Data, w.Out, out)
+}
+
+// MatMulT computes out[n, m] = x[n, k] · w[m, k]ᵀ through gorgonia's tensor
+// engine and returns the FLOPs done. Empty shapes zero the output.
+func MatMulT(x []float32, n, k int, w []float32, m int, out []float32) (float64, error) {
+	if len(x) < n*k || len(w) != m*k || len(out) < n*m {
+		return 0, fmt.Errorf("matmul [%d,%d]x[%d,%d]^T: buffers too small (x %d, w %d, out %d)", n, k, m, k, len(x), len(w), len(out))
+	}
+	out = out[:n*m]
+	if n == 0 || m == 0 {
+		return 0, nil
+	}
+	if k == 0 {
+		clear(out)
+		return 0, nil
+	}
+	xt := tensor.New(tensor.WithShape(n, k), tensor.WithBacking(x[:n*k]))
+	wt := tensor.New(tensor.WithShape(m, k), tensor.WithBacking(w))
+	if err := wt.T(); err != nil {
+		return 0, fmt.Errorf("matmul: transpose weight view: %w", err)
+	}
+	ot := tensor.New(tensor.WithShape(n, m), tensor.WithBacking(out))
+	if _, err := tensor.MatMul(xt, wt, tensor.WithReuse(ot)); err != nil {
+		return 0, fmt.Errorf("matmul [%d,%d]x[%d,%d]^T: %w", n, k, m, k, err)
+	}
+	return 2 * float64(n) * float64(m) * float64(k), nil
+}

@@ -1,0 +1,96 @@
+package model
+
+import "math"
+
+// Meter receives the work a device does, so that its simulated clock can be
+// advanced: FLOPs of matrix products and bytes touched by element-wise work.
+// *tpu.Device satisfies it.
+type Meter interface {
+	Compute(flops float64)
+	Elementwise(bytes float64)
+}
+
+// NopMeter discards all charges.
+type NopMeter struct{}
+
+func (NopMeter) Compute(float64)     {}
+func (NopMeter) Elementwise(float64) {}
+
+// rmsNorm writes, for each of the n rows of x (width d), x·rsqrt(mean(x²)+eps)
+// scaled by w (or by 1+w when onePlus, as Gemma stores its norm weights).
+// The mean is accumulated in float64. out may alias x.
+func rmsNorm(out, x []float32, n, d int, w []float32, eps float64, onePlus bool) {
+	for r := 0; r < n; r++ {
+		row := x[r*d : (r+1)*d]
+		o := out[r*d : (r+1)*d]
+		var ss float64
+		for _, v := range row {
+			ss += float64(v) * float64(v)
+		}
+		inv := float32(1 / math.Sqrt(ss/float64(d)+eps))
+		if onePlus {
+			for i, v := range row {
+				o[i] = v * inv * (1 + w[i])
+			}
+		} else {
+			for i, v := range row {
+				o[i] = w[i] * (v * inv)
+			}
+		}
+	}
+}
+
+// ropeTable returns cos and sin of pos·θ^(-2i/hd) for i < hd/2, row per token.
+func ropeTable(pos []int, hd int, theta float64) (cos, sin []float32) {
+	half := hd / 2
+	cos = make([]float32, len(pos)*half)
+	sin = make([]float32, len(pos)*half)
+	inv := make([]float64, half)
+	for i := range inv {
+		inv[i] = 1 / math.Pow(theta, float64(2*i)/float64(hd))
+	}
+	for t, p := range pos {
+		for i := 0; i < half; i++ {
+			a := float64(p) * inv[i]
+			cos[t*half+i] = float32(math.Cos(a))
+			sin[t*half+i] = float32(math.Sin(a))
+		}
+	}
+	return cos, sin
+}
+
+// applyRope rotates every head of x (n rows of heads·hd values) in place.
+// Interleaved style rotates pairs (2i, 2i+1) (llama2.c); half style rotates
+// pairs (i, i+hd/2) (Hugging Face).
+func applyRope(x []float32, n, heads, hd int, cos, sin []float32, style RopeStyle) {
+	half := hd / 2
+	for t := 0; t < n; t++ {
+		c := cos[t*half : (t+1)*half]
+		s := sin[t*half : (t+1)*half]
+		for h := 0; h < heads; h++ {
+			v := x[(t*heads+h)*hd : (t*heads+h+1)*hd]
+			if style == RopeInterleaved {
+				for i := 0; i < half; i++ {
+					a, b := v[2*i], v[2*i+1]
+					v[2*i] = a*c[i] - b*s[i]
+					v[2*i+1] = a*s[i] + b*c[i]
+				}
+			} else {
+				for i := 0; i < half; i++ {
+					a, b := v[i], v[i+half]
+					v[i] = a*c[i] - b*s[i]
+					v[i+half] = b*c[i] + a*s[i]
+				}
+			}
+		}
+	}
+}
+
+func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
+
+// geluTanh is GELU with the tanh approximation (PyTorch gelu(approximate="tanh")).
+func geluTanh(x float32) float32 {
+	const c = 0.7978845608028654 // sqrt(2/pi)
+	xf := float64(x)
+	return float32(0.5 * xf * (1 + math.Tanh(c*(xf+0.044715*xf*xf*xf))))
+}
