@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -270,81 +269,107 @@ func (t *Llama2C) appendChars(ids []int, text string) []int {
 // mergeCand is a candidate merge of the pair starting at node left.
 type mergeCand struct {
 	score       float32
-	left, right int // node indices
-	lid, rid    int // ids of the pair when the candidate was made
-	merged      int
+	left, right int32 // node indices
+	lid, rid    int32 // ids of the pair when the candidate was made
+	merged      int32
 }
 
+// before orders candidates: higher score first, then leftmost.
+func (c mergeCand) before(o mergeCand) bool {
+	if c.score != o.score {
+		return c.score > o.score
+	}
+	return c.left < o.left
+}
+
+// mergeHeap is a binary heap of candidates (typed, to avoid boxing each
+// entry as container/heap would).
 type mergeHeap []mergeCand
 
-func (h mergeHeap) Len() int { return len(h) }
-func (h mergeHeap) Less(i, j int) bool {
-	if h[i].score != h[j].score {
-		return h[i].score > h[j].score
+func (h *mergeHeap) push(c mergeCand) {
+	*h = append(*h, c)
+	q := *h
+	i := len(q) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !q[i].before(q[p]) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
 	}
-	return h[i].left < h[j].left
 }
-func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeCand)) }
-func (h *mergeHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h *mergeHeap) pop() mergeCand {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q = q[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && q[r].before(q[l]) {
+			m = r
+		}
+		if !q[m].before(q[i]) {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
 }
 
 func (t *Llama2C) merge(ids []int) []int {
 	if len(ids) < 2 {
 		return ids
 	}
-	next := make([]int, len(ids))
-	prev := make([]int, len(ids))
-	alive := make([]bool, len(ids))
+	next := make([]int32, len(ids))
+	prev := make([]int32, len(ids))
 	for i := range ids {
-		next[i], prev[i], alive[i] = i+1, i-1, true
+		next[i], prev[i] = int32(i+1), int32(i-1)
 	}
 	next[len(ids)-1] = -1
 	var buf []byte
 	h := make(mergeHeap, 0, len(ids))
-	candidate := func(l, r int) (mergeCand, bool) {
+	candidate := func(l, r int32) {
 		buf = append(append(buf[:0], t.pieces[ids[l]]...), t.pieces[ids[r]]...)
 		m, ok := t.lookup[string(buf)]
 		if !ok || !(t.scores[m] > llama2CMinScore) {
-			return mergeCand{}, false
+			return
 		}
-		return mergeCand{score: t.scores[m], left: l, right: r, lid: ids[l], rid: ids[r], merged: m}, true
+		h.push(mergeCand{score: t.scores[m], left: l, right: r, lid: int32(ids[l]), rid: int32(ids[r]), merged: int32(m)})
 	}
-	for i := 0; i+1 < len(ids); i++ {
-		if c, ok := candidate(i, i+1); ok {
-			h = append(h, c)
-		}
+	for i := int32(0); int(i)+1 < len(ids); i++ {
+		candidate(i, i+1)
 	}
-	heap.Init(&h)
-	for h.Len() > 0 {
-		c := heap.Pop(&h).(mergeCand)
-		if !alive[c.left] || !alive[c.right] || next[c.left] != c.right || ids[c.left] != c.lid || ids[c.right] != c.rid {
+	for len(h) > 0 {
+		c := h.pop()
+		// Stale when either node was merged away or changed since.
+		if next[c.left] != c.right || ids[c.left] != int(c.lid) || ids[c.right] != int(c.rid) {
 			continue
 		}
-		ids[c.left] = c.merged
-		alive[c.right] = false
+		ids[c.left] = int(c.merged)
 		nr := next[c.right]
 		next[c.left] = nr
+		next[c.right] = -2 // dead
 		if nr >= 0 {
 			prev[nr] = c.left
 		}
 		if p := prev[c.left]; p >= 0 {
-			if nc, ok := candidate(p, c.left); ok {
-				heap.Push(&h, nc)
-			}
+			candidate(p, c.left)
 		}
 		if nr >= 0 {
-			if nc, ok := candidate(c.left, nr); ok {
-				heap.Push(&h, nc)
-			}
+			candidate(c.left, nr)
 		}
 	}
 	out := ids[:0]
-	for i := 0; i >= 0; i = next[i] {
+	for i := int32(0); i >= 0; i = next[i] {
 		out = append(out, ids[i])
 	}
 	return out
