@@ -229,6 +229,14 @@ func TestAllReduceSweep(t *testing.T) {
 	lengths := []int{0, 1, 5, 1000, 4099}
 	codecs := []CodecKind{CodecF32, CodecBF16, CodecInt8, CodecInt4}
 	kinds := []inputKind{inNormal, inHeavy, inZero, inConstant}
+	segs := []int{64, -1} // one block per segment; no segmenting
+	if raceEnabled {
+		topos = []string{"ring:1", "ring:3", "ring:8", "torus:2x4"}
+		lengths = []int{0, 5, 1000}
+		codecs = []CodecKind{CodecF32, CodecInt8}
+		kinds = []inputKind{inHeavy}
+		segs = segs[:1]
+	}
 	const block = 64
 	for _, ts := range topos {
 		m := newMesh(t, ts, "v5e")
@@ -240,7 +248,7 @@ func TestAllReduceSweep(t *testing.T) {
 		for _, algo := range topoAlgos(topo) {
 			for _, n := range lengths {
 				for _, ck := range codecs {
-					for _, seg := range []int{block, -1} { // one block per segment; no segmenting
+					for _, seg := range segs {
 						for _, kind := range kinds {
 							name := fmt.Sprintf("%s/%s/n=%d/%s/seg=%d/%s", ts, algo, n, ck, seg, kind)
 							t.Run(name, func(t *testing.T) {
@@ -266,7 +274,13 @@ func TestAllReduceSweep(t *testing.T) {
 // TestAllReduceLarge covers a length that is a multiple of neither the block
 // size nor the world size, with the default block and segment sizes.
 func TestAllReduceLarge(t *testing.T) {
-	for _, ts := range []string{"ring:8", "ring:7", "torus:2x4"} {
+	topos := []string{"ring:8", "ring:7", "torus:2x4"}
+	codecs := []CodecKind{CodecF32, CodecInt8}
+	segs := []int{0, 256}
+	if raceEnabled {
+		topos, codecs, segs = topos[2:], codecs[1:], segs[:1]
+	}
+	for _, ts := range topos {
 		m := newMesh(t, ts, "v5e")
 		comms, err := NewGroup(m)
 		if err != nil {
@@ -274,8 +288,8 @@ func TestAllReduceLarge(t *testing.T) {
 		}
 		topo := m.Topology()
 		for _, algo := range topoAlgos(topo) {
-			for _, ck := range []CodecKind{CodecF32, CodecInt8} {
-				for _, seg := range []int{0, 256} {
+			for _, ck := range codecs {
+				for _, seg := range segs {
 					t.Run(fmt.Sprintf("%s/%s/%s/seg=%d", ts, algo, ck, seg), func(t *testing.T) {
 						const n = 65537
 						in := makeInputs(inHeavy, topo.Size(), n, 2)

@@ -33,8 +33,10 @@ type Options struct {
 	// to whole blocks) so encoding segment k+1 overlaps sending segment k.
 	// 0 = default; negative = no segmenting.
 	SegmentElems int
-	// FallbackElems: buffers with fewer values than this use bf16 instead of a
-	// quantized codec. 0 = the measured default; negative = never fall back.
+	// FallbackElems: int8/int4 buffers with fewer values than this use bf16
+	// instead. 0 = the measured crossover: the estimator prices both codecs
+	// for this topology, profile and size, and bf16 is used wherever it is
+	// at least as fast. Negative = never fall back.
 	FallbackElems int
 	// Timeout bounds the whole call; 0 = the communicator's default.
 	Timeout time.Duration

@@ -14,11 +14,6 @@ import (
 // the estimator sweep it comes from.
 const DefaultSegmentElems = 64 << 10
 
-// DefaultFallbackElems is the buffer size below which int8 and int4 fall
-// back to bf16 when Options.FallbackElems is 0: the crossover measured with
-// the estimator (docs/ALLREDUCE.md).
-const DefaultFallbackElems = 4096
-
 // DefaultTimeout bounds an AllReduce whose Options.Timeout is 0.
 const DefaultTimeout = 30 * time.Second
 
@@ -51,8 +46,8 @@ type schedKey struct {
 	seg       int
 }
 
-type autoKey struct {
-	sk   schedKey // algorithm field empty
+type priceKey struct {
+	sk   schedKey
 	prof profKey
 }
 
@@ -60,7 +55,7 @@ type autoKey struct {
 var cache = struct {
 	sync.Mutex
 	sched map[schedKey]*schedule
-	auto  map[autoKey]Algorithm
+	price map[priceKey]float64
 	nets  map[struct {
 		topo tpu.Topology
 		prof profKey
@@ -97,6 +92,12 @@ func cachedNetwork(topo tpu.Topology, prof tpu.Profile) (*tpu.Network, error) {
 }
 
 // resolve turns Options into a plan for n values on a network.
+//
+// Fallback: with FallbackElems > 0, int8/int4 buffers shorter than it use
+// bf16; with FallbackElems == 0 the estimator decides per call: the
+// quantized codec is used only where it prices faster than bf16 on this
+// topology, profile and size (the measured crossover), so the quantized
+// path is never slower than bf16 on the cost model.
 func resolve(nw *tpu.Network, n int, opts Options) (plan, error) {
 	if n < 0 {
 		return plan{}, fmt.Errorf("negative length %d", n)
@@ -105,20 +106,41 @@ func resolve(nw *tpu.Network, n int, opts Options) (plan, error) {
 	if kind == "" {
 		kind = CodecInt8
 	}
-	c, err := NewCodec(kind, opts.BlockSize)
+	p, err := resolveCodec(nw, n, kind, opts)
 	if err != nil {
 		return plan{}, err
 	}
-	if kind == CodecInt8 || kind == CodecInt4 {
-		thr := opts.FallbackElems
-		if thr == 0 {
-			thr = DefaultFallbackElems
+	if kind != CodecInt8 && kind != CodecInt4 {
+		return p, nil
+	}
+	switch thr := opts.FallbackElems; {
+	case thr > 0 && n < thr:
+		return resolveCodec(nw, n, CodecBF16, opts)
+	case thr == 0:
+		q, err := resolveCodec(nw, n, CodecBF16, opts)
+		if err != nil {
+			return plan{}, err
 		}
-		if thr > 0 && n < thr {
-			if c, err = NewCodec(CodecBF16, 0); err != nil {
-				return plan{}, err
-			}
+		tp, err := price(nw, p)
+		if err != nil {
+			return plan{}, err
 		}
+		tq, err := price(nw, q)
+		if err != nil {
+			return plan{}, err
+		}
+		if tq <= tp {
+			return q, nil
+		}
+	}
+	return p, nil
+}
+
+// resolveCodec resolves block size, segment size and algorithm for a codec.
+func resolveCodec(nw *tpu.Network, n int, kind CodecKind, opts Options) (plan, error) {
+	c, err := NewCodec(kind, opts.BlockSize)
+	if err != nil {
+		return plan{}, err
 	}
 	block := c.BlockSize()
 	seg := opts.SegmentElems
@@ -154,6 +176,34 @@ func resolve(nw *tpu.Network, n int, opts Options) (plan, error) {
 	return p, nil
 }
 
+// price is the simulated time of a plan from idle clocks (cached).
+func price(nw *tpu.Network, p plan) (float64, error) {
+	topo := nw.Topology()
+	k := priceKey{schedKey{topo, p.n, p.codec.Kind(), p.codec.BlockSize(), p.algorithm, p.segElems}, keyOf(nw.Profile())}
+	cache.Lock()
+	t, ok := cache.price[k]
+	cache.Unlock()
+	if ok {
+		return t, nil
+	}
+	s, err := buildSchedule(topo, p)
+	if err != nil {
+		return 0, err
+	}
+	res, err := simulate(s, nw, make([]float64, topo.Size()), make([]float64, nw.NumLinks()))
+	if err != nil {
+		return 0, err
+	}
+	t = maxOf(res.end)
+	cache.Lock()
+	if cache.price == nil || len(cache.price) > maxCached {
+		cache.price = map[priceKey]float64{}
+	}
+	cache.price[k] = t
+	cache.Unlock()
+	return t, nil
+}
+
 // candidates are the algorithms auto considers on a topology.
 func candidates(topo tpu.Topology) []Algorithm {
 	as := []Algorithm{AlgoRing, AlgoBiRing}
@@ -170,35 +220,18 @@ func chooseAuto(nw *tpu.Network, p plan) (Algorithm, error) {
 	if topo.Size() == 1 {
 		return AlgoRing, nil
 	}
-	k := autoKey{schedKey{topo, p.n, p.codec.Kind(), p.codec.BlockSize(), "", p.segElems}, keyOf(nw.Profile())}
-	cache.Lock()
-	a, ok := cache.auto[k]
-	cache.Unlock()
-	if ok {
-		return a, nil
-	}
 	best, bestT := Algorithm(""), math.Inf(1)
 	for _, cand := range candidates(topo) {
 		q := p
 		q.algorithm = cand
-		s, err := buildSchedule(topo, q)
+		t, err := price(nw, q)
 		if err != nil {
 			return "", err
 		}
-		res, err := simulate(s, nw, make([]float64, topo.Size()), make([]float64, nw.NumLinks()))
-		if err != nil {
-			return "", err
-		}
-		if t := maxOf(res.end); t < bestT {
+		if t < bestT {
 			best, bestT = cand, t
 		}
 	}
-	cache.Lock()
-	if cache.auto == nil || len(cache.auto) > maxCached {
-		cache.auto = map[autoKey]Algorithm{}
-	}
-	cache.auto[k] = best
-	cache.Unlock()
 	return best, nil
 }
 

@@ -21,15 +21,18 @@ type simResult struct {
 //   - Local ops (encode, decode, decode-add) run one at a time per device in
 //     program order on its compute timeline, each taking hbm bytes / HBM
 //     bandwidth, and start no earlier than the op that produced their input.
-//   - A send starts when its data is ready and every link of its route is
-//     free; it occupies each of those links for bytes / link bandwidth (cut
-//     through) and arrives hops x hop latency after it leaves the last one.
-//     Sends do not use the compute timeline (DMA), so encoding segment k+1
-//     overlaps sending segment k.
+//   - A send starts when its data is ready and the first link of its route
+//     is free. It occupies each link of its route, one at a time per link
+//     direction, for bytes / link bandwidth; it enters each further link one
+//     hop latency after the previous one, or later if that link is busy
+//     (virtual cut-through), and arrives one hop latency after its last
+//     byte left the last link. Sends do not use the compute timeline (DMA),
+//     so encoding segment k+1 overlaps sending segment k.
 //   - A receive completes when its message arrives.
-//   - Among the next ops of all ranks, the one that can start earliest is
-//     priced first (ties: lowest rank), so links serve transfers in the order
-//     they become ready.
+//   - Among the next ops of all ranks, the one that can start earliest (for
+//     a send: data ready and every link of its route free) is priced first
+//     (ties: lowest rank), so a link serves transfers in the order they can
+//     start and no rank monopolises a shared link.
 func simulate(s *schedule, nw *tpu.Network, start, linkFree []float64) (simResult, error) {
 	size := s.size
 	if len(start) != size || len(linkFree) != nw.NumLinks() {
@@ -65,7 +68,7 @@ func simulate(s *schedule, nw *tpu.Network, start, linkFree []float64) (simResul
 				}
 				t = arrival[o.msg]
 			case opSend:
-				t = max(start[r], opEnd[r][o.dep])
+				t = max(start[r], opEnd[r][o.dep], lf[nw.Route(r, o.peer)[0]])
 			default:
 				t = compute[r]
 				if o.dep >= 0 {
@@ -86,16 +89,22 @@ func simulate(s *schedule, nw *tpu.Network, start, linkFree []float64) (simResul
 		switch o.kind {
 		case opRecv:
 		case opSend:
-			route := nw.Route(r, o.peer)
-			for _, l := range route {
-				t = max(t, lf[l])
+			// Virtual cut-through: the message enters each link of its
+			// route one hop latency after entering the previous one, or
+			// when that link is free, and occupies it for the
+			// serialisation time.
+			ser := nw.TransferSeconds(o.bytes)
+			hop := nw.LatencySeconds(1)
+			at := t
+			for h, l := range nw.Route(r, o.peer) {
+				if h > 0 {
+					at = max(at+hop, lf[l])
+				}
+				lf[l] = at + ser
 			}
-			t += nw.TransferSeconds(o.bytes)
-			for _, l := range route {
-				lf[l] = t
-			}
-			arrival[o.msg] = t + nw.LatencySeconds(len(route))
+			arrival[o.msg] = at + ser + hop
 			sent[o.msg] = true
+			t += ser
 		default:
 			t += nw.ElementwiseSeconds(float64(o.hbm))
 			compute[r] = t
