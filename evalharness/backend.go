@@ -3,7 +3,6 @@ package evalharness
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -107,19 +106,24 @@ type TopEntry struct {
 // tokens of non-ASCII bytes all become "\uFFFD". The result is sorted by
 // log-probability, then text.
 func CollapseTop(ids []int, logprobs []float32, text func(int) string) []TopEntry {
-	best := make(map[string]float32, len(ids))
+	out := make([]TopEntry, len(ids))
 	for i, id := range ids {
-		t := WireText(text(id))
-		if old, ok := best[t]; !ok || logprobs[i] > old {
-			best[t] = logprobs[i]
-		}
-	}
-	out := make([]TopEntry, 0, len(best))
-	for t, lp := range best {
-		out = append(out, TopEntry{Token: t, Logprob: lp})
+		out[i] = TopEntry{Token: WireText(text(id)), Logprob: logprobs[i]}
 	}
 	sortTop(out)
-	return out
+	// Sorted best first, so the first entry of each text holds its maximum.
+	n := 0
+next:
+	for _, e := range out {
+		for _, kept := range out[:n] {
+			if kept.Token == e.Token {
+				continue next
+			}
+		}
+		out[n] = e
+		n++
+	}
+	return out[:n]
 }
 
 // WireText replaces every byte that is not part of valid UTF-8 with U+FFFD,
@@ -141,13 +145,20 @@ func WireText(s string) string {
 	return b.String()
 }
 
+// sortTop orders by log-probability, best first, then by text (insertion
+// sort: lists hold at most 20 entries).
 func sortTop(t []TopEntry) {
-	sort.Slice(t, func(a, b int) bool {
-		if t[a].Logprob != t[b].Logprob {
-			return t[a].Logprob > t[b].Logprob
+	less := func(a, b TopEntry) bool {
+		if a.Logprob != b.Logprob {
+			return a.Logprob > b.Logprob
 		}
-		return t[a].Token < t[b].Token
-	})
+		return a.Token < b.Token
+	}
+	for i := 1; i < len(t); i++ {
+		for j := i; j > 0 && less(t[j], t[j-1]); j-- {
+			t[j], t[j-1] = t[j-1], t[j]
+		}
+	}
 }
 
 // SeqOutput is a backend's answer for one sequence of n tokens. Every
@@ -164,6 +175,9 @@ type PrefillSpec struct {
 	Codec Codec
 	TopK  int  // alternatives per position (0..20)
 	Full  bool // full rows wanted
+	// TopFrom[j], when set, is the first position of sequence j whose top-K
+	// list is used; backends may leave earlier lists nil.
+	TopFrom []int
 }
 
 // Backend runs batched prefills: the in-process engine or a server.

@@ -54,7 +54,11 @@ func (e *EngineBackend) Prefill(ctx context.Context, spec PrefillSpec, seqs [][]
 			return nil, fmt.Errorf("engine sequence %d: %d logprobs, %d top-k lists for %d tokens", j, len(s.TokenLogprobs), len(s.TopK), n)
 		}
 		o := SeqOutput{TokenLogprobs: s.TokenLogprobs, Top: make([][]TopEntry, n)}
-		for i := 1; i < n; i++ {
+		from := 1
+		if spec.TopFrom != nil {
+			from = max(1, spec.TopFrom[j])
+		}
+		for i := from; i < n; i++ {
 			ids := make([]int, len(s.TopK[i]))
 			lps := make([]float32, len(s.TopK[i]))
 			for k, t := range s.TopK[i] {

@@ -145,7 +145,11 @@ func (h *HTTPBackend) Prefill(ctx context.Context, spec PrefillSpec, seqs [][]in
 			return nil, fmt.Errorf("server returned bad or repeated choice index %d", j)
 		}
 		filled[j] = true
-		o, err := h.convert(ch.Logprobs, len(seqs[j]))
+		from := 1
+		if spec.TopFrom != nil {
+			from = max(1, spec.TopFrom[j])
+		}
+		o, err := h.convert(ch.Logprobs, len(seqs[j]), from)
 		if err != nil {
 			return nil, fmt.Errorf("choice %d: %w", j, err)
 		}
@@ -154,7 +158,7 @@ func (h *HTTPBackend) Prefill(ctx context.Context, spec PrefillSpec, seqs [][]in
 	return out, nil
 }
 
-func (h *HTTPBackend) convert(lp *completionLogprobs, n int) (SeqOutput, error) {
+func (h *HTTPBackend) convert(lp *completionLogprobs, n, topFrom int) (SeqOutput, error) {
 	if lp == nil {
 		return SeqOutput{}, fmt.Errorf("no logprobs in response")
 	}
@@ -167,6 +171,9 @@ func (h *HTTPBackend) convert(lp *completionLogprobs, n int) (SeqOutput, error) 
 			return SeqOutput{}, fmt.Errorf("token_logprobs[%d] is null", i)
 		}
 		o.TokenLogprobs[i] = float32(*lp.TokenLogprobs[i])
+		if i < topFrom {
+			continue
+		}
 		best := map[string]float32{}
 		for _, e := range lp.TopLogprobs[i] {
 			if old, ok := best[e.Token]; !ok || e.Logprob > old {

@@ -202,19 +202,21 @@ func Score(ctx context.Context, be Backend, reqs []Request, opt RunOptions) (*Sc
 	outs := make([][]SeqOutput, len(opt.Codecs))
 	for _, batch := range Batches(reqs, opt.TokenBudget, opt.MaxSeqs) {
 		seqs := make([][]int, len(batch))
+		from := make([]int, len(batch))
 		var btok int64
 		for j, r := range batch {
 			seqs[j] = reqs[r].Tokens
+			from[j] = reqs[r].Start
 			btok += int64(len(seqs[j]))
 		}
 		for c, codec := range opt.Codecs {
 			t0 := time.Now()
-			o, err := be.Prefill(ctx, PrefillSpec{Codec: codec, TopK: opt.TopK, Full: full}, seqs)
+			o, err := be.Prefill(ctx, PrefillSpec{Codec: codec, TopK: opt.TopK, Full: full, TopFrom: from}, seqs)
 			run.WallSeconds[c] += time.Since(t0).Seconds()
 			if err != nil {
 				return nil, fmt.Errorf("score: codec %s, batch of %d sequences: %w", codec.Label(), len(seqs), err)
 			}
-			if err := checkOutputs(o, seqs, opt.TopK, full); err != nil {
+			if err := checkOutputs(o, seqs, from, opt.TopK, full); err != nil {
 				return nil, fmt.Errorf("score: codec %s: %w", codec.Label(), err)
 			}
 			outs[c] = o
@@ -261,7 +263,7 @@ func Score(ctx context.Context, be Backend, reqs []Request, opt RunOptions) (*Sc
 	return run, nil
 }
 
-func checkOutputs(o []SeqOutput, seqs [][]int, topK int, full bool) error {
+func checkOutputs(o []SeqOutput, seqs [][]int, from []int, topK int, full bool) error {
 	if len(o) != len(seqs) {
 		return fmt.Errorf("backend returned %d sequences for %d", len(o), len(seqs))
 	}
@@ -270,7 +272,7 @@ func checkOutputs(o []SeqOutput, seqs [][]int, topK int, full bool) error {
 		if len(s.TokenLogprobs) != n || len(s.Top) != n {
 			return fmt.Errorf("sequence %d: %d token logprobs and %d top-k lists for %d tokens", j, len(s.TokenLogprobs), len(s.Top), n)
 		}
-		for i := 1; i < n; i++ {
+		for i := max(1, from[j]); i < n; i++ {
 			if k := len(s.Top[i]); k < 1 || k > topK {
 				return fmt.Errorf("sequence %d position %d: %d alternatives, asked for %d", j, i, k, topK)
 			}
