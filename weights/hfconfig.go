@@ -164,7 +164,7 @@ func parseHFConfig(data []byte) (model.Config, error) {
 			ErrUnsupported, archs, modelType)
 	}
 	if err := cfg.Validate(); err != nil {
-		return model.Config{}, fmt.Errorf("config.json: %w", err)
+		return model.Config{}, fmt.Errorf("%w: config.json: %w", ErrCorrupt, err)
 	}
 	return cfg, nil
 }

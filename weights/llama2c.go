@@ -121,66 +121,79 @@ func newLlama2C(r io.ReaderAt, size int64, origin string, closer io.Closer) (*re
 		arrays = append(arrays, array{"wcls", false, []int64{vocab, d}, false})
 	}
 
-	// Lay the arrays out; with every header value below 2^24 and at most
-	// 2^24 layers, no product below exceeds 2^(24*3+2) — too big for int64
-	// only in principle, so sizes are computed with an overflow check.
-	entries := make(map[string]*entry)
-	shapes := make(map[string][]int)
-	off := int64(llama2cHeaderBytes)
-	type span struct {
-		name     string
-		from, to int64
+	// Size the file from the header alone, with overflow checks, before
+	// anything proportional to a header value is allocated or looped over.
+	type sized struct {
+		array
+		nb    int64 // bytes of one layer (or of the whole array)
+		count int64 // 1, or n_layers for per-layer arrays
 	}
-	var spans []span
+	var layout []sized
+	total := int64(llama2cHeaderBytes)
 	for _, a := range arrays {
 		n, ok := mulChecked(a.shape...)
 		nb, ok2 := mulChecked(n, 4)
-		if !ok || !ok2 {
-			return nil, fmt.Errorf("%w: llama2.c: %s size overflows", ErrCorrupt, a.name)
-		}
 		count := int64(1)
 		if a.perLayer {
 			count = L
 		}
-		canon, _ := llama2cCanonical(a.name)
-		for l := range count {
-			name := a.name
-			if a.perLayer {
-				name = layerName(int(l), canon)
-			} else if !a.skip {
-				name = canon
-			}
-			if off > math.MaxInt64-nb {
-				return nil, fmt.Errorf("%w: llama2.c: %s offset overflows", ErrCorrupt, name)
-			}
-			spans = append(spans, span{name, off, off + nb})
-			if !a.skip && off+nb <= size {
-				shape := make([]int, len(a.shape))
-				for i, x := range a.shape {
-					shape[i] = int(x)
-				}
-				entries[name] = &entry{shape: shape, dt: dtF32, r: r, off: off, origin: origin}
-				shapes[name] = shape
-			}
-			off += nb
+		all, ok3 := mulChecked(nb, count)
+		if !ok || !ok2 || !ok3 || total > math.MaxInt64-all {
+			return nil, fmt.Errorf("%w: llama2.c: size of %s overflows", ErrCorrupt, a.name)
 		}
+		layout = append(layout, sized{a, nb, count})
+		total += all
 	}
-	if size < off {
-		for _, s := range spans {
-			if s.to > size {
+	nameOf := func(a sized, layer int64) string {
+		canon, ok := llama2cCanonical(a.name)
+		switch {
+		case !ok || a.skip:
+			return a.name
+		case a.perLayer:
+			return layerName(int(layer), canon)
+		}
+		return canon
+	}
+	if size < total {
+		off := int64(llama2cHeaderBytes)
+		for _, a := range layout {
+			if off+a.nb*a.count > size {
+				l := (size - off) / a.nb
+				from := off + l*a.nb
 				return nil, fmt.Errorf("%w: llama2.c: file is %d bytes but the header implies %d: it ends inside %s (bytes [%d, %d))",
-					ErrCorrupt, size, off, s.name, s.from, s.to)
+					ErrCorrupt, size, total, nameOf(a, l), from, from+a.nb)
 			}
+			off += a.nb * a.count
 		}
 	}
-	if size > off {
-		extra := size - off
+	if size > total {
+		extra := size - total
 		if tied && extra == vocab*d*4 {
 			return nil, fmt.Errorf("%w: llama2.c: file has %d bytes after rms_final and the RoPE tables, exactly an unshared classifier, but vocab_size %d is positive (shared)",
 				ErrCorrupt, extra, h.vocab)
 		}
+		last := layout[len(layout)-1]
 		return nil, fmt.Errorf("%w: llama2.c: file is %d bytes but the header implies %d: %d trailing bytes after %s",
-			ErrCorrupt, size, off, extra, spans[len(spans)-1].name)
+			ErrCorrupt, size, total, extra, nameOf(last, last.count-1))
+	}
+
+	// The file holds exactly the arrays, so n_layers is at most size/4.
+	entries := make(map[string]*entry)
+	shapes := make(map[string][]int)
+	off := int64(llama2cHeaderBytes)
+	for _, a := range layout {
+		for l := range a.count {
+			if !a.skip {
+				shape := make([]int, len(a.shape))
+				for i, x := range a.shape {
+					shape[i] = int(x)
+				}
+				name := nameOf(a, l)
+				entries[name] = &entry{shape: shape, dt: dtF32, r: r, off: off, origin: origin}
+				shapes[name] = shape
+			}
+			off += a.nb
+		}
 	}
 
 	names, err := checkTensors(&cfg, shapes)

@@ -87,9 +87,12 @@ func parseSafetensors(r io.ReaderAt, size int64) ([]stTensor, map[string]string,
 	if int64(n) > size-headerLenPrefix {
 		return nil, nil, fmt.Errorf("%w: safetensors: header length %d exceeds the %d bytes after the length prefix", ErrCorrupt, n, size-headerLenPrefix)
 	}
+	if n < 2 {
+		return nil, nil, fmt.Errorf("%w: safetensors: header length %d is too short for a JSON object", ErrCorrupt, n)
+	}
 	hdr := make([]byte, n)
-	if _, err := r.ReadAt(hdr, headerLenPrefix); err != nil {
-		return nil, nil, fmt.Errorf("weights: safetensors: reading %d-byte header: %w", n, err)
+	if k, err := r.ReadAt(hdr, headerLenPrefix); k != len(hdr) {
+		return nil, nil, fmt.Errorf("%w: safetensors: reading %d-byte header: %v", ErrCorrupt, n, err)
 	}
 	dataStart := int64(headerLenPrefix + n)
 	dataLen := size - dataStart
