@@ -122,3 +122,22 @@ func TestF32ToHalfRounding(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeMatchesConversions(t *testing.T) {
+	raw := make([]byte, 2<<16)
+	for i := range 1 << 16 {
+		raw[2*i], raw[2*i+1] = byte(i), byte(i>>8)
+	}
+	for _, tc := range []struct {
+		dt   dtype
+		conv func(uint16) float32
+	}{{dtF16, f16ToF32}, {dtBF16, bf16ToF32}} {
+		got := make([]float32, 1<<16)
+		decode(tc.dt, raw, got)
+		for i, g := range got {
+			if want := tc.conv(uint16(i)); math.Float32bits(g) != math.Float32bits(want) {
+				t.Fatalf("%v: decode of %#04x = %#08x, want %#08x", tc.dt, i, math.Float32bits(g), math.Float32bits(want))
+			}
+		}
+	}
+}

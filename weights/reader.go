@@ -187,8 +187,9 @@ func decode(dt dtype, b []byte, dst []float32) {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
 	case dtF16:
+		tab := f16Table()
 		for i := range dst {
-			dst[i] = f16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
+			dst[i] = tab[binary.LittleEndian.Uint16(b[2*i:])]
 		}
 	case dtBF16:
 		for i := range dst {

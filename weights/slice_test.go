@@ -279,3 +279,33 @@ func TestSyntheticInvalidConfig(t *testing.T) {
 		t.Errorf("Synthetic with 4 heads, 3 kv heads: error %v", err)
 	}
 }
+
+// TestSyntheticSlicesAcrossBlocks checks slices that start, end and cross
+// inside the column blocks synthetic values are drawn in.
+func TestSyntheticSlicesAcrossBlocks(t *testing.T) {
+	cfg := tinyLlamaCfg
+	cfg.Dim, cfg.Heads, cfg.KVHeads, cfg.HeadDim = 600, 2, 1, 8
+	s, err := Synthetic(cfg, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := s.Tensor("layers.1.wk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, cols := full.Shape[0], full.Shape[1]
+	for _, c := range [][2]int{{0, 600}, {250, 260}, {255, 513}, {256, 512}, {512, 600}, {599, 600}, {1, 2}} {
+		got, err := s.Cols("layers.1.wk", c[0], c[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := c[1] - c[0]
+		want := &Tensor{Name: "layers.1.wk", Shape: []int{rows, w}}
+		for i := range rows {
+			want.Data = append(want.Data, full.Data[i*cols+c[0]:i*cols+c[1]]...)
+		}
+		if diff := tensorDiff(want, got); diff != "" {
+			t.Errorf("Cols(%d, %d) (-want +got):\n%s", c[0], c[1], diff)
+		}
+	}
+}

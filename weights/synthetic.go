@@ -28,10 +28,13 @@ func Synthetic(cfg model.Config, seed int64) (Source, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("weights: synthetic: %w", err)
 	}
-	s := &synthetic{cfg: cfg, seed: uint64(seed), shapes: make(map[string][]int)}
+	s := &synthetic{cfg: cfg, seed: uint64(seed), shapes: make(map[string][]int), keys: make(map[string]uint64)}
 	for _, t := range expectedTensors(&cfg) {
 		s.shapes[t.name] = t.shape
 		s.names = append(s.names, t.name)
+		h := fnv.New64a()
+		h.Write([]byte(t.name))
+		s.keys[t.name] = h.Sum64()
 	}
 	return s, nil
 }
@@ -40,6 +43,7 @@ type synthetic struct {
 	cfg    model.Config
 	seed   uint64
 	shapes map[string][]int
+	keys   map[string]uint64 // FNV-1a hash of each name
 	names  []string
 	closed atomic.Bool
 }
@@ -69,11 +73,15 @@ func rowsCols(shape []int) (int, int) {
 	return shape[0], shape[1]
 }
 
-// fill writes row r of tensor name into dst (the full row).
-func (s *synthetic) fill(name string, shape []int, r int, dst []float32) {
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	rng := rand.New(rand.NewPCG(s.seed^h.Sum64(), uint64(r)))
+// syntheticBlock is the number of columns drawn from one generator, so that
+// a column slice costs about as much as the values it returns.
+const syntheticBlock = 256
+
+// fill writes columns [c0, c1) of row r of tensor name into dst. Each block
+// of syntheticBlock columns of a row has its own generator, seeded by (seed,
+// name, row, block), so any slice equals the same slice of the full tensor.
+func (s *synthetic) fill(name string, shape []int, r, c0, c1 int, dst []float32) {
+	key := s.seed ^ s.keys[name]
 	mean, std := 0.0, syntheticStd
 	if len(shape) == 1 {
 		std = syntheticNormStd
@@ -81,8 +89,18 @@ func (s *synthetic) fill(name string, shape []int, r int, dst []float32) {
 			mean = 1
 		}
 	}
-	for i := range dst {
-		dst[i] = float32(mean + std*rng.NormFloat64())
+	var pcg rand.PCG
+	rng := rand.New(&pcg)
+	for b := c0 / syntheticBlock; b*syntheticBlock < c1; b++ {
+		pcg.Seed(key, uint64(r)<<32|uint64(b))
+		from := b * syntheticBlock
+		to := min(from+syntheticBlock, c1)
+		for c := from; c < to; c++ {
+			v := float32(mean + std*rng.NormFloat64())
+			if c >= c0 {
+				dst[c-c0] = v
+			}
+		}
 	}
 }
 
@@ -94,7 +112,7 @@ func (s *synthetic) Tensor(name string) (*Tensor, error) {
 	rows, cols := rowsCols(shape)
 	t := &Tensor{Name: name, Shape: slices.Clone(shape), Data: make([]float32, rows*cols)}
 	for r := range rows {
-		s.fill(name, shape, r, t.Data[r*cols:(r+1)*cols])
+		s.fill(name, shape, r, 0, cols, t.Data[r*cols:(r+1)*cols])
 	}
 	return t, nil
 }
@@ -121,7 +139,7 @@ func (s *synthetic) Rows(name string, lo, hi int) (*Tensor, error) {
 	cols := shape[1]
 	t := &Tensor{Name: name, Shape: []int{hi - lo, cols}, Data: make([]float32, (hi-lo)*cols)}
 	for r := lo; r < hi; r++ {
-		s.fill(name, shape, r, t.Data[(r-lo)*cols:(r-lo+1)*cols])
+		s.fill(name, shape, r, 0, cols, t.Data[(r-lo)*cols:(r-lo+1)*cols])
 	}
 	return t, nil
 }
@@ -140,10 +158,8 @@ func (s *synthetic) Cols(name string, lo, hi int) (*Tensor, error) {
 	if w == 0 {
 		return t, nil
 	}
-	row := make([]float32, cols)
 	for r := range rows {
-		s.fill(name, shape, r, row)
-		copy(t.Data[r*w:], row[lo:hi])
+		s.fill(name, shape, r, lo, hi, t.Data[r*w:(r+1)*w])
 	}
 	return t, nil
 }
