@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 )
 
 // scanStringPairs parses a JSON array of two-string arrays, such as
@@ -119,4 +120,191 @@ func (s *jsonScanner) str() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("JSON offset %d: unterminated string: %w", start, ErrCorrupt)
+}
+
+// skipValue skips one JSON value and returns its bytes.
+func (s *jsonScanner) skipValue() ([]byte, error) {
+	s.skipSpace()
+	start := s.pos
+	if s.pos >= len(s.data) {
+		return nil, s.errorf("want a value")
+	}
+	switch c := s.data[s.pos]; {
+	case c == '"':
+		if _, err := s.str(); err != nil {
+			return nil, err
+		}
+	case c == '{' || c == '[':
+		depth := 0
+		for s.pos < len(s.data) {
+			switch s.data[s.pos] {
+			case '"':
+				if _, err := s.str(); err != nil {
+					return nil, err
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			s.pos++
+			if depth == 0 {
+				return s.data[start:s.pos], nil
+			}
+		}
+		return nil, fmt.Errorf("JSON offset %d: unterminated %q: %w", start, c, ErrCorrupt)
+	default:
+		for s.pos < len(s.data) {
+			c := s.data[s.pos]
+			if c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+				break
+			}
+			s.pos++
+		}
+		if s.pos == start {
+			return nil, s.errorf("want a value")
+		}
+	}
+	return s.data[start:s.pos], nil
+}
+
+// object calls f for each key of a JSON object, with the scanner
+// positioned at the key's value; f must consume the value.
+func (s *jsonScanner) object(f func(key string) error) error {
+	if err := s.expect('{'); err != nil {
+		return err
+	}
+	if s.peek() == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		key, err := s.str()
+		if err != nil {
+			return err
+		}
+		if err := s.expect(':'); err != nil {
+			return err
+		}
+		if err := f(key); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.errorf("want ',' or '}'")
+		}
+	}
+}
+
+// stringIntObject parses a JSON object of string keys and integer values.
+func (s *jsonScanner) stringIntObject(sizeHint int) (map[string]int, error) {
+	m := make(map[string]int, sizeHint)
+	err := s.object(func(key string) error {
+		raw, err := s.skipValue()
+		if err != nil {
+			return err
+		}
+		v, err := strconv.Atoi(string(raw))
+		if err != nil {
+			return fmt.Errorf("key %q: value %s is not an integer: %w", key, raw, ErrCorrupt)
+		}
+		m[key] = v
+		return nil
+	})
+	return m, err
+}
+
+// parseHFFile reads the parts of tokenizer.json this package uses. The
+// model's vocabulary and merges (hundreds of thousands of entries for
+// Gemma 3) are scanned directly; the small components are decoded with
+// encoding/json.
+func parseHFFile(data []byte) (hfFile, error) {
+	var f hfFile
+	s := jsonScanner{data: data}
+	raw := func(dst *json.RawMessage) error {
+		v, err := s.skipValue()
+		*dst = v
+		return err
+	}
+	err := s.object(func(key string) error {
+		switch key {
+		case "added_tokens":
+			v, err := s.skipValue()
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(v, &f.AddedTokens); err != nil {
+				return fmt.Errorf("added_tokens: %v: %w", err, ErrCorrupt)
+			}
+			return nil
+		case "normalizer":
+			return raw(&f.Normalizer)
+		case "pre_tokenizer":
+			return raw(&f.PreTokenizer)
+		case "post_processor":
+			return raw(&f.PostProcessor)
+		case "decoder":
+			return raw(&f.Decoder)
+		case "model":
+			return s.object(func(key string) error {
+				switch key {
+				case "vocab":
+					// A vocabulary entry takes at least 16 bytes of a
+					// typical tokenizer.json: size the map for it.
+					v, err := s.stringIntObject(min(len(data)/64, 1<<20))
+					f.Model.Vocab = v
+					if err != nil {
+						return fmt.Errorf("model.vocab: %w", err)
+					}
+					return nil
+				case "merges":
+					return raw(&f.Model.Merges)
+				}
+				v, err := s.skipValue()
+				if err != nil {
+					return err
+				}
+				var dst any
+				switch key {
+				case "type":
+					dst = &f.Model.Type
+				case "dropout":
+					dst = &f.Model.Dropout
+				case "unk_token":
+					dst = &f.Model.UnkToken
+				case "continuing_subword_prefix":
+					dst = &f.Model.ContinuingSubwordPrefix
+				case "end_of_word_suffix":
+					dst = &f.Model.EndOfWordSuffix
+				case "fuse_unk":
+					dst = &f.Model.FuseUnk
+				case "byte_fallback":
+					dst = &f.Model.ByteFallback
+				case "ignore_merges":
+					dst = &f.Model.IgnoreMerges
+				default:
+					return nil
+				}
+				if err := json.Unmarshal(v, dst); err != nil {
+					return fmt.Errorf("model.%s: %v: %w", key, err, ErrCorrupt)
+				}
+				return nil
+			})
+		}
+		_, err := s.skipValue()
+		return err
+	})
+	if err != nil {
+		return hfFile{}, fmt.Errorf("parse JSON: %w", err)
+	}
+	if err := s.end(); err != nil {
+		return hfFile{}, fmt.Errorf("parse JSON: %w", err)
+	}
+	return f, nil
 }

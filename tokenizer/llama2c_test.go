@@ -106,8 +106,8 @@ func TestLlama2CGreedySample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := tok.Decode(enc); got != g.Text {
-		t.Errorf("Decode(Encode(text)) mismatch (-want +got):\n%s", cmp.Diff(g.Text, got))
+	// The greedy sample happens to be the canonical encoding of its text.
+	if diff := cmp.Diff(g.IDs, enc); diff != "" {
+		t.Errorf("Encode(greedy text) mismatch with run.c's ids (-want +got):\n%s", diff)
 	}
-	t.Logf("greedy ids %d, re-encoded %d", len(g.IDs), len(enc))
 }

@@ -123,9 +123,9 @@ func loadHFBytes(path string, data []byte) (Tokenizer, error) {
 }
 
 func parseHF(path string, data []byte) (*BPE, error) {
-	var f hfFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("parse JSON: %v: %w", err, ErrCorrupt)
+	f, err := parseHFFile(data)
+	if err != nil {
+		return nil, err
 	}
 	m := f.Model
 	if m.Type != "BPE" {
@@ -290,17 +290,19 @@ func parseHFMerges(raw json.RawMessage, v *vocabulary.Vocabulary) (*bpemodel.Mer
 			return nil, fmt.Errorf("merges: %w", err)
 		}
 	}
-	mm := bpemodel.NewMergeMap()
+	mm := make(bpemodel.MergeMap, len(pairs))
+	var buf []byte
 	for i, p := range pairs {
 		l, lok := v.GetID(p[0])
 		r, rok := v.GetID(p[1])
-		n, nok := v.GetID(p[0] + p[1])
+		buf = append(append(buf[:0], p[0]...), p[1]...)
+		n, nok := v.GetID(string(buf))
 		if !lok || !rok || !nok {
 			return nil, fmt.Errorf("merge %d (%q, %q): token or result not in vocabulary: %w", i, p[0], p[1], ErrCorrupt)
 		}
 		mm.Set(l, r, bpemodel.MergeValue{Rank: i, ID: n})
 	}
-	return mm, nil
+	return &mm, nil
 }
 
 func (t *BPE) initByteLevel(addPrefixSpace bool) error {

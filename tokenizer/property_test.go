@@ -135,3 +135,39 @@ func TestGemma3ByteFallbackInvalidUTF8(t *testing.T) {
 		t.Errorf("Token of the byte piece = %q, want %q (ids %v)", got, want, ids)
 	}
 }
+
+// TestConcurrentEncode checks that concurrent Encode calls agree with
+// sequential ones (run with -race to check for data races).
+func TestConcurrentEncode(t *testing.T) {
+	texts := tinyStoriesLines(t, 40)
+	for _, tok := range []Tokenizer{loadTok512(t), loadGPT2(t)} {
+		want := make([][]int, len(texts))
+		for i, s := range texts {
+			ids, err := tok.Encode(s, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[i] = ids
+		}
+		errs := make(chan string, 4*len(texts))
+		done := make(chan struct{})
+		for g := 0; g < 4; g++ {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for i, s := range texts {
+					ids, err := tok.Encode(s, true)
+					if err != nil || !cmp.Equal(want[i], ids) {
+						errs <- s
+					}
+				}
+			}()
+		}
+		for g := 0; g < 4; g++ {
+			<-done
+		}
+		close(errs)
+		for s := range errs {
+			t.Errorf("%T: concurrent Encode(%q) differs from the sequential result", tok, s)
+		}
+	}
+}
