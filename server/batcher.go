@@ -56,7 +56,7 @@ type batcher struct {
 	finished chan struct{}
 	stopOnce sync.Once
 	closed   atomic.Bool
-	pending  atomic.Int64 // jobs queued or carried over, not yet running
+	pending  atomic.Int64 // jobs queued or carried over, not yet handed to the engine
 }
 
 func newBatcher(eng Engine, opts Options, m *metrics) *batcher {
@@ -119,6 +119,7 @@ func (b *batcher) loop() {
 		default:
 		}
 		if first.ctx.Err() != nil {
+			b.pending.Add(-1)
 			b.finish(first, jobResult{err: first.ctx.Err()})
 			continue
 		}
@@ -139,7 +140,7 @@ func (b *batcher) loop() {
 		}
 		carry = rest
 		carry = b.gather(first, &batch, &tokens, fits, carry)
-		b.run(batch, tokens)
+		b.run(batch)
 	}
 }
 
@@ -185,11 +186,13 @@ func (b *batcher) gather(first *job, batch *[]*job, tokens *int, fits func(*job)
 
 func (b *batcher) failQueued(carry []*job) {
 	for _, j := range carry {
+		b.pending.Add(-1)
 		b.finish(j, jobResult{err: ErrShuttingDown})
 	}
 	for {
 		select {
 		case j := <-b.queue:
+			b.pending.Add(-1)
 			b.finish(j, jobResult{err: ErrShuttingDown})
 		default:
 			return
@@ -197,14 +200,13 @@ func (b *batcher) failQueued(carry []*job) {
 	}
 }
 
-func (b *batcher) finish(j *job, r jobResult) {
-	b.pending.Add(-1)
-	j.done <- r
-}
+// finish answers a job that has left the queue.
+func (b *batcher) finish(j *job, r jobResult) { j.done <- r }
 
 // run makes one engine call for batch. The call is cancelled only when every
 // request in it has gone (timed out or disconnected).
-func (b *batcher) run(batch []*job, tokens int) {
+func (b *batcher) run(batch []*job) {
+	b.pending.Add(-int64(len(batch)))
 	live := batch[:0]
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
@@ -217,7 +219,7 @@ func (b *batcher) run(batch []*job, tokens int) {
 	if len(batch) == 0 {
 		return
 	}
-	tokens = 0
+	tokens := 0
 	seqs := make([][]int, len(batch))
 	topK := 0
 	for i, j := range batch {
