@@ -50,10 +50,9 @@ type BPE struct {
 	pretokNoPrefix *bytelevelpretokenizer.ByteLevelPreTokenizer
 
 	// SentencePiece-style flavour
-	replaceFrom, replaceTo string // normalizer: Replace (empty replaceFrom: none)
-	splitSpace             bool   // pre-tokenizer: Split on " ", merged with previous
-	byteFallback           bool
-	byteIDs                [256]int
+	replaceFrom, replaceTo string   // normalizer: Replace (empty replaceFrom: none)
+	splitSpace             bool     // pre-tokenizer: Split on " ", merged with previous
+	byteIDs                [256]int // byte fallback: id of <0xNN>
 
 	ignoreMerges bool
 	added        addedTokens

@@ -332,7 +332,6 @@ func (t *BPE) initFallback(norm, pre *hfComponent) error {
 		}
 		t.splitSpace = true
 	}
-	t.byteFallback = true
 	for b := range 256 {
 		id, ok := t.vocab.GetID(fmt.Sprintf("<0x%02X>", b))
 		if !ok {
