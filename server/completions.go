@@ -61,7 +61,7 @@ func (s *Server) handleCompletions(c *gin.Context) {
 		resp.Usage.CompletionTokens += plan.maxTokens
 	}
 	resp.Usage.TotalTokens = resp.Usage.PromptTokens + resp.Usage.CompletionTokens
-	c.JSON(http.StatusOK, resp)
+	c.PureJSON(http.StatusOK, resp)
 }
 
 func (s *Server) validateCompletion(be *loaded, req *CompletionRequest) (*completionPlan, error) {
@@ -159,7 +159,7 @@ func buildChoice(be *loaded, plan *completionPlan, i int, r jobResult) (Completi
 	topMap := func(cands []tp.TokenLogprob) map[string]float32 {
 		m := make(map[string]float32, k)
 		for _, t := range cands[:k] {
-			name := be.Tokenizer.Token(t.ID)
+			name := tokenName(be.Tokenizer, t.ID)
 			if old, ok := m[name]; !ok || t.Logprob > old {
 				m[name] = t.Logprob
 			}

@@ -118,5 +118,6 @@ func (s *Server) renderError(c *gin.Context, err error) {
 		s.log.Error("request failed", "route", c.FullPath(), "status", ae.status, "err", err)
 	}
 	c.Error(err) //nolint:errcheck // recorded for middleware only
-	c.AbortWithStatusJSON(ae.status, ErrorBody{Error: ErrorDetail{Message: ae.msg, Type: ae.typ}})
+	c.Abort()
+	c.PureJSON(ae.status, ErrorBody{Error: ErrorDetail{Message: ae.msg, Type: ae.typ}})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/equarx/equarx/collective"
@@ -124,4 +125,23 @@ func parseCodec(s string) (collective.CodecKind, error) {
 		}
 	}
 	return "", fmt.Errorf("unknown allreduce codec %q (want one of int8, int4, bf16, f32)", s)
+}
+
+// piecer is implemented by tokenizers that can show a token's raw vocabulary
+// piece (special tokens decode to no text but have a piece).
+type piecer interface{ Piece(id int) string }
+
+// tokenName is how a token is named in top-k lists and tokenizer answers:
+// its decoded text, or, for tokens that decode to nothing (BOS, EOS), their
+// vocabulary piece, or "<id N>".
+func tokenName(t Tokenizer, id int) string {
+	if s := t.Token(id); s != "" {
+		return s
+	}
+	if p, ok := t.(piecer); ok {
+		if s := strings.TrimSpace(p.Piece(id)); s != "" {
+			return s
+		}
+	}
+	return fmt.Sprintf("<id %d>", id)
 }

@@ -135,7 +135,7 @@ func (s *Server) handlePrefill(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	c.PureJSON(http.StatusOK, resp)
 }
 
 func (s *Server) validatePrefill(be *loaded, req *PrefillRequest) (seqSpec, error) {
@@ -204,7 +204,7 @@ func buildPrefillResponse(be *loaded, sp seqSpec, r jobResult) (*PrefillResponse
 	}
 	tok := be.Tokenizer
 	info := func(t tp.TokenLogprob) TokenInfo {
-		return TokenInfo{ID: t.ID, Token: tok.Token(t.ID), Logprob: t.Logprob}
+		return TokenInfo{ID: t.ID, Token: tokenName(tok, t.ID), Logprob: t.Logprob}
 	}
 	resp := &PrefillResponse{
 		Model:         be.Name,

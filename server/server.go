@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -145,11 +146,11 @@ func (s *Server) handleHealth(c *gin.Context) {
 	be := s.backend.Load()
 	switch {
 	case be == nil:
-		c.JSON(http.StatusServiceUnavailable, HealthResponse{Status: "loading"})
+		c.PureJSON(http.StatusServiceUnavailable, HealthResponse{Status: "loading"})
 	case s.drain.Load():
-		c.JSON(http.StatusServiceUnavailable, HealthResponse{Status: "draining", Model: be.Name})
+		c.PureJSON(http.StatusServiceUnavailable, HealthResponse{Status: "draining", Model: be.Name})
 	default:
-		c.JSON(http.StatusOK, HealthResponse{Status: "ok", Model: be.Name})
+		c.PureJSON(http.StatusOK, HealthResponse{Status: "ok", Model: be.Name})
 	}
 }
 
@@ -159,7 +160,7 @@ func (s *Server) handleModels(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, ModelList{Object: "list", Data: []ModelCard{{
+	c.PureJSON(http.StatusOK, ModelList{Object: "list", Data: []ModelCard{{
 		ID: be.Name, Object: "model", OwnedBy: "equarx", MaxModelLen: be.cfg.MaxSeqLen,
 		VocabSize: be.cfg.Vocab, Arch: be.cfg.Arch, DefaultCodec: string(s.opts.DefaultCodec),
 	}}})
@@ -172,10 +173,10 @@ func (s *Server) handleTokenizerInfo(c *gin.Context) {
 		return
 	}
 	t := be.Tokenizer
-	c.JSON(http.StatusOK, TokenizerInfo{
-		TokenizerClass: fmt.Sprintf("%T", t),
-		BOSToken:       t.Token(t.BOS()),
-		EOSToken:       t.Token(t.EOS()),
+	c.PureJSON(http.StatusOK, TokenizerInfo{
+		TokenizerClass: strings.TrimPrefix(fmt.Sprintf("%T", t), "*"),
+		BOSToken:       tokenName(t, t.BOS()),
+		EOSToken:       tokenName(t, t.EOS()),
 		BOSTokenID:     t.BOS(),
 		EOSTokenID:     t.EOS(),
 		AddBOSToken:    true,
@@ -203,7 +204,7 @@ func (s *Server) handleTokenize(c *gin.Context) {
 	}
 	strs := make([]string, len(ids))
 	for i, id := range ids {
-		strs[i] = be.Tokenizer.Token(id)
+		strs[i] = tokenName(be.Tokenizer, id)
 	}
-	c.JSON(http.StatusOK, TokenizeResponse{Tokens: ids, TokenStrs: strs, Count: len(ids), MaxModelLen: be.cfg.MaxSeqLen})
+	c.PureJSON(http.StatusOK, TokenizeResponse{Tokens: ids, TokenStrs: strs, Count: len(ids), MaxModelLen: be.cfg.MaxSeqLen})
 }
