@@ -10,25 +10,42 @@ import (
 	"testing"
 )
 
-// sharedDir returns ../shared relative to the repository root (the
-// directory holding go.mod), skipping the test when it is absent.
-func sharedDir(t testing.TB) string {
-	t.Helper()
+// sharedPath returns ../shared relative to the repository root (the
+// directory holding go.mod).
+func sharedPath() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatalf("getwd: %v", err)
+		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
+			return filepath.Join(dir, "..", "shared"), nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatalf("no go.mod above the test directory")
+			return "", os.ErrNotExist
 		}
 		dir = parent
 	}
-	shared := filepath.Join(dir, "..", "shared")
+}
+
+func haveShared() bool {
+	p, err := sharedPath()
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(p)
+	return err == nil
+}
+
+// sharedDir returns the shared data directory, skipping the test when it
+// is absent.
+func sharedDir(t testing.TB) string {
+	t.Helper()
+	shared, err := sharedPath()
+	if err != nil {
+		t.Fatalf("locate the repository root: %v", err)
+	}
 	if _, err := os.Stat(shared); err != nil {
 		t.Skipf("shared data directory %s is absent (%v): skipping", shared, err)
 	}
