@@ -190,14 +190,26 @@ func commonConfig(f *hfFields, cfg *model.Config) error {
 	if cfg.NormEps, err = f.float("rms_norm_eps"); err != nil {
 		return err
 	}
+	if !f.present("rope_theta") && f.present("rope_parameters") {
+		return fmt.Errorf("%w: config.json: %srope_parameters without rope_theta (read the config with a transformers 4.x layout)", ErrUnsupported, f.path)
+	}
 	if cfg.RopeTheta, err = f.float("rope_theta"); err != nil {
 		return err
 	}
-	// RoPE scaling variants (linear, llama3, yarn, ...) are not implemented.
-	if err := f.mustBeOff("rope_scaling", "attention_bias", "mlp_bias"); err != nil {
-		return err
+	// RoPE scaling variants (linear, llama3, yarn, ...) are not implemented;
+	// {"rope_type": "default"} is plain RoPE.
+	if f.present("rope_scaling") {
+		var rs map[string]any
+		if err := json.Unmarshal(f.m["rope_scaling"], &rs); err != nil {
+			return fmt.Errorf("%w: config.json: %srope_scaling: %v", ErrCorrupt, f.path, err)
+		}
+		for k, v := range rs {
+			if (k != "rope_type" && k != "type") || v != "default" {
+				return fmt.Errorf("%w: config.json: %srope_scaling = %s", ErrUnsupported, f.path, bytes.TrimSpace(f.m["rope_scaling"]))
+			}
+		}
 	}
-	return nil
+	return f.mustBeOff("attention_bias", "mlp_bias")
 }
 
 func llamaConfig(f *hfFields) (model.Config, error) {

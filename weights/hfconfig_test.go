@@ -136,6 +136,9 @@ func TestParseHFConfig(t *testing.T) {
 		{"llama tie defaults to false", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
 			delete(m, "tie_word_embeddings")
 		}), tinyLlama11B},
+		{"llama default rope_scaling", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"rope_type": "default"}
+		}), tinyLlama11B},
 		{"llama by model_type", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
 			delete(m, "architectures")
 			m["tie_word_embeddings"] = true
@@ -202,6 +205,14 @@ func TestParseHFConfigErrors(t *testing.T) {
 		{"llama rope scaling", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
 			m["rope_scaling"] = map[string]any{"rope_type": "llama3"}
 		}), true, "rope_scaling ="},
+		{"llama linear rope scaling", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"rope_type": "default", "factor": 2}
+		}), true, "rope_scaling ="},
+		{"llama rope_scaling not an object", editJSON(t, tinyLlamaConfig, func(m map[string]any) { m["rope_scaling"] = 3 }), false, "rope_scaling: json"},
+		{"rope_parameters layout", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
+			delete(m, "rope_theta")
+			m["rope_parameters"] = map[string]any{"rope_type": "default", "rope_theta": 10000}
+		}), true, "rope_parameters without rope_theta"},
 		{"llama gelu", editJSON(t, tinyLlamaConfig, func(m map[string]any) { m["hidden_act"] = "gelu" }), true, `hidden_act "gelu"`},
 		{"llama heads do not divide hidden", editJSON(t, tinyLlamaConfig, func(m map[string]any) { m["num_attention_heads"] = 30 }), false, "not a multiple of num_attention_heads"},
 		{"llama invalid by Validate", editJSON(t, tinyLlamaConfig, func(m map[string]any) { m["num_key_value_heads"] = 5 }), false, "n_heads 32 is not a multiple of n_kv_heads 5"},
