@@ -136,8 +136,9 @@ func (s *readerSource) Cols(name string, lo, hi int) (*Tensor, error) {
 	if w == 0 {
 		return t, nil
 	}
+	scratch := make([]byte, int64(min(w, readChunk/int(e.dt.size())))*e.dt.size())
 	for r := range rows {
-		if err := e.read(int64(r)*int64(cols)+int64(lo), t.Data[r*w:(r+1)*w]); err != nil {
+		if err := e.readInto(int64(r)*int64(cols)+int64(lo), t.Data[r*w:(r+1)*w], scratch); err != nil {
 			return nil, fmt.Errorf("weights: %s cols [%d, %d): %w", name, lo, hi, err)
 		}
 	}
@@ -160,9 +161,14 @@ const readChunk = 1 << 20
 
 // read decodes len(dst) elements starting at element index first.
 func (e *entry) read(first int64, dst []float32) error {
+	return e.readInto(first, dst, make([]byte, int64(min(len(dst), readChunk/int(e.dt.size())))*e.dt.size()))
+}
+
+// readInto is read with a caller-provided scratch buffer of at least one
+// element.
+func (e *entry) readInto(first int64, dst []float32, buf []byte) error {
 	es := e.dt.size()
-	per := int(readChunk / es)
-	buf := make([]byte, min(len(dst), per)*int(es))
+	per := len(buf) / int(es)
 	for done := 0; done < len(dst); {
 		n := min(len(dst)-done, per)
 		b := buf[:n*int(es)]
