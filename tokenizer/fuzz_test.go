@@ -1,7 +1,9 @@
 package tokenizer
 
 import (
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -88,6 +90,45 @@ func FuzzLoadLlama2C(f *testing.F) {
 			for _, id := range []int{-1, 0, tok.VocabSize() - 1, tok.VocabSize()} {
 				_ = tok.Token(id)
 			}
+		}
+	})
+}
+
+// FuzzGPT2Encode checks, for valid UTF-8 s, that byte-level encoding in
+// chunks equals encoding the whole text at once and that
+// Decode(Encode(s, false)) == s; invalid UTF-8 must be an error.
+func FuzzGPT2Encode(f *testing.F) {
+	tok := loadGPT2(f).(*BPE)
+	for _, s := range []string{"", "hello world", "a  b\n\n c's 12", "<|endoftext|>x", "日本 🤗\t"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ids, err := tok.Encode(s, false)
+		if !utf8.ValidString(s) {
+			if err == nil {
+				t.Fatalf("Encode(%q): no error for invalid UTF-8", s)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Encode(%q): %v", s, err)
+		}
+		if got := tok.Decode(ids); got != s {
+			t.Fatalf("Decode(Encode(%q)) = %q", s, got)
+		}
+		if strings.Contains(s, "<|endoftext|>") {
+			return
+		}
+		whole, err := tok.encodeByteLevelChunks(nil, s, len(s)+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		small, err := tok.encodeByteLevelChunks(nil, s, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(whole, small); diff != "" {
+			t.Fatalf("chunked encoding of %q differs (-whole +chunked):\n%s", s, diff)
 		}
 	})
 }
