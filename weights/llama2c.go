@@ -16,6 +16,9 @@ import (
 // seven little-endian int32 values.
 const llama2cHeaderBytes = 28
 
+// llama2cMagic opens the versioned llama2.c export formats.
+const llama2cMagic = 0x616b3432
+
 // maxLlama2CDim bounds every header value, far above any real model, so that
 // size arithmetic cannot overflow.
 const maxLlama2CDim = 1 << 24
@@ -59,6 +62,12 @@ func newLlama2C(r io.ReaderAt, size int64, origin string, closer io.Closer) (*re
 	var raw [llama2cHeaderBytes]byte
 	if _, err := r.ReadAt(raw[:], 0); err != nil {
 		return nil, fmt.Errorf("weights: llama2.c: reading header: %w", err)
+	}
+	// llama2.c's export.py writes versions 1 and 2 with a magic number
+	// ("ak42") and a version in front; only the legacy layout is read.
+	if binary.LittleEndian.Uint32(raw[:]) == llama2cMagic {
+		return nil, fmt.Errorf("%w: llama2.c export version %d (only the legacy version-0 layout is read)",
+			ErrUnsupported, int32(binary.LittleEndian.Uint32(raw[4:])))
 	}
 	var v [7]int64
 	for i := range v {

@@ -240,6 +240,7 @@ func TestLlama2CCorrupt(t *testing.T) {
 		{"heads not dividing dim", withHeader(3, 3), "not a multiple of n_heads"},
 		{"kv heads not dividing heads", withHeader(4, 3), "not a multiple of n_kv_heads"},
 		{"odd head dim", withHeader(3, 8), "head_dim 1 must be even"},
+		{"versioned export", append(binary.LittleEndian.AppendUint32(nil, llama2cMagic), good[4:]...), "llama2.c export version 12"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,8 +248,8 @@ func TestLlama2CCorrupt(t *testing.T) {
 			if err == nil {
 				t.Fatalf("ReadLlama2C succeeded, want error containing %q", tc.want)
 			}
-			if !errors.Is(err, ErrCorrupt) {
-				t.Errorf("error %v does not wrap ErrCorrupt", err)
+			if want := !strings.Contains(tc.name, "versioned"); errors.Is(err, ErrCorrupt) != want {
+				t.Errorf("error %v: wraps ErrCorrupt = %v, want %v", err, !want, want)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not contain %q", err, tc.want)
