@@ -237,6 +237,7 @@ func timingOf(b batchInfo) Timing {
 		SimTPUSeconds:      b.SimSeconds,
 		SimAllReduceSecond: b.SimAllReduceSeconds,
 		AllReduceCalls:     b.AllReduceCalls,
+		AllReduceCodec:     string(b.Codec),
 		AllReduceWireBytes: b.WireBytes,
 		BatchSequences:     b.Sequences,
 		BatchTokens:        b.Tokens,

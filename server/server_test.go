@@ -251,8 +251,9 @@ func TestPrefill(t *testing.T) {
 			}
 			got := decode[PrefillResponse](t, body)
 			tc.want.Model = "fake-model"
-			if got.Timing.BatchSequences != 1 || got.Timing.BatchTokens != len(tc.want.Tokens) || got.Timing.AllReduceWireBytes != 1000 {
-				t.Errorf("timing = %+v, want one sequence of %d tokens, 1000 wire bytes", got.Timing, len(tc.want.Tokens))
+			if got.Timing.BatchSequences != 1 || got.Timing.BatchTokens != len(tc.want.Tokens) || got.Timing.AllReduceWireBytes != 1000 ||
+				got.Timing.AllReduceCodec != tc.want.AllReduce {
+				t.Errorf("timing = %+v, want one sequence of %d tokens, 1000 wire bytes of %s", got.Timing, len(tc.want.Tokens), tc.want.AllReduce)
 			}
 			got.Timing = Timing{}
 			if diff := cmp.Diff(tc.want, got); diff != "" {

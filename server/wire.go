@@ -47,9 +47,13 @@ type Timing struct {
 	SimTPUSeconds      float64 `json:"sim_tpu_seconds"` // simulated TPU clock of the engine call
 	SimAllReduceSecond float64 `json:"sim_tpu_allreduce_seconds"`
 	AllReduceCalls     int     `json:"allreduce_calls"`
-	AllReduceWireBytes int64   `json:"allreduce_wire_bytes"`
-	BatchSequences     int     `json:"batch_sequences"`
-	BatchTokens        int     `json:"batch_tokens"`
+	// AllReduceCodec is the codec that actually travelled: a quantized codec
+	// falls back to bf16 for reductions too short to gain from it, and
+	// "bf16+int8" says both were used.
+	AllReduceCodec     string `json:"allreduce_codec_used"`
+	AllReduceWireBytes int64  `json:"allreduce_wire_bytes"`
+	BatchSequences     int    `json:"batch_sequences"`
+	BatchTokens        int    `json:"batch_tokens"`
 }
 
 // PrefillResponse is the answer of POST /v1/prefill.
