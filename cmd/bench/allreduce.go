@@ -43,6 +43,9 @@ type arConfig struct {
 	Execute    bool // run on data (wall time, errors); false: estimate only
 	Input      string
 	Seed       uint64
+	// Cost-model overrides for ablations (negative: the profile's figure).
+	HopLatency float64
+	HBM        float64
 }
 
 // arRow is one result row. Times are simulated TPU seconds (sim_*) or CPU
@@ -135,6 +138,8 @@ func runAllReduceCmd(args []string, stdout io.Writer) error {
 	execute := fs.Bool("execute", true, "run the AllReduce on data over the emulated devices (wall time, errors); false = price with the estimator only")
 	input := fs.String("input", "normal", "input values: normal or heavy (normal with a few 1000x outliers)")
 	seed := fs.Uint64("seed", 1, "input seed")
+	hopLat := fs.Float64("hop-latency-seconds", -1, "override the profile's per-hop latency (ablation; negative = profile value)")
+	hbm := fs.Float64("hbm-bytes-per-sec", -1, "override the profile's HBM bandwidth (ablation; negative = profile value)")
 	jsonOut := fs.String("json", "", "write rows as a JSON array to this file")
 	csvOut := fs.String("csv", "", "write rows as CSV to this file")
 	plotOut := fs.String("plot", "", "write a PNG plot of simulated speedup vs bf16 over message size, per topology")
@@ -144,7 +149,8 @@ func runAllReduceCmd(args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	cfg := arConfig{BlockSize: *block, Segment: *seg, Fallback: *fallback, Execute: *execute, Input: *input, Seed: *seed}
+	cfg := arConfig{BlockSize: *block, Segment: *seg, Fallback: *fallback, Execute: *execute, Input: *input, Seed: *seed,
+		HopLatency: *hopLat, HBM: *hbm}
 	cfg.TPUs = splitList(*tpus)
 	cfg.Topologies = splitList(*topos)
 	for _, e := range splitList(*elems) {
@@ -204,6 +210,14 @@ func runAllReduceSweep(ctx context.Context, cfg arConfig) ([]arRow, error) {
 		prof, err := tpu.LoadProfile(tn)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.HopLatency >= 0 {
+			prof.HopLatencySeconds = cfg.HopLatency
+			prof.Name += fmt.Sprintf("(lat=%g)", cfg.HopLatency)
+		}
+		if cfg.HBM > 0 {
+			prof.HBMBytesPerSec = cfg.HBM
+			prof.Name += fmt.Sprintf("(hbm=%g)", cfg.HBM)
 		}
 		for _, ts := range cfg.Topologies {
 			topo, err := tpu.ParseTopology(ts)
