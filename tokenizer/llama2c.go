@@ -196,7 +196,9 @@ func (t *Llama2C) Token(id int) string {
 // Decode concatenates Token of each id, except that, as in run.c's decode,
 // a piece following BOS loses its leading space (SentencePiece strips the
 // dummy prefix). The text is not filtered the way run.c's safe_printf
-// filters unprintable single bytes, so Decode(Encode(s)) == s.
+// filters unprintable single bytes, so Decode(Encode(s, true)) == s for
+// every byte string s, while Decode(Encode(s, false)) == " "+s for
+// non-empty s (the dummy prefix stays without BOS).
 func (t *Llama2C) Decode(ids []int) string {
 	var sb strings.Builder
 	prev := -1
