@@ -11,9 +11,9 @@ import (
 // (127 for int8, 7 for int4):
 //
 //	scale s = fl32(a / L)                     (stored on the wire; stepped
-//	                                          down by ulps while fl32(L*s)
+//	                                          down one ulp if fl32(L*s)
 //	                                          overflows, which happens only
-//	                                          for a within 2^-22 of MaxFloat32)
+//	                                          for int8 with a = MaxFloat32)
 //	code  q = RNE(fl32(x * r)), r = fl32(L / a)
 //
 // so the quotient x/s is formed as x times a float32 reciprocal of the scale
@@ -93,7 +93,7 @@ func blockParams(m uint32, levels float32) (scale, r, pre float32, kind blockKin
 	}
 	for math.IsInf(float64(scale*levels), 0) {
 		// Near MaxFloat32, L*fl32(a/L) can round up to Inf; step the scale
-		// down until the largest code decodes finite.
+		// down until the largest code decodes finite (one step suffices).
 		scale = math.Float32frombits(math.Float32bits(scale) - 1)
 	}
 	if a < tinyAbsMax {

@@ -22,8 +22,8 @@ func TestCodecTable(t *testing.T) {
 	heavy := genEach(heavyTailed)(r, n)
 
 	fmt.Printf("n = %d values per distribution; normal = N(0,1); heavy = N(0,1) with each value x1000 with probability 1/512\n", n)
-	fmt.Printf("speed: best of 3 runs of testing.Benchmark on %d values (GOMAXPROCS=%d); encode = quantize, decode-add = dequantize-accumulate\n\n", benchElems, 1)
-	fmt.Println("| codec | B | wire bytes/value | ratio vs bf16 | normal: RMS rel err | normal: max err / absmax | heavy: RMS rel err | heavy: max err / absmax | heavy: bulk RMS rel err | encode Gelem/s | decode-add Gelem/s |")
+	fmt.Printf("speed: best of 3 runs of testing.Benchmark on %d values, in values per second of the thread's CPU time; encode = quantize, decode-add = dequantize-accumulate\n\n", benchElems)
+	fmt.Println("| codec | B | wire bytes/value | ratio vs bf16 | normal: RMS rel err | normal: max err / absmax | heavy: RMS rel err | heavy: max err / absmax | heavy: bulk RMS rel err | encode Gelem/cpu-s | decode-add Gelem/cpu-s |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	row := func(c Codec) {
 		bpv := float64(c.EncodedLen(n)) / n
@@ -75,26 +75,20 @@ func codecErrStats(c Codec, src []float32) (rms, maxRel, bulk float64) {
 	return math.Sqrt(se / sx), maxRel, math.Sqrt(seBulk / sxBulk)
 }
 
-// codecSpeed returns the best-of-3 Encode and DecodeAdd speeds in Gelem/s.
+// codecSpeed returns the best-of-3 Encode and DecodeAdd speeds in values
+// per second of CPU time (see loopCPU), in Gelem/s.
 func codecSpeed(c Codec) (enc, dec float64) {
 	src := benchInput(benchElems)
 	wire := make([]byte, c.EncodedLen(len(src)))
 	dst := make([]float32, len(src))
 	c.Encode(wire, src)
-	gelem := func(res testing.BenchmarkResult) float64 {
-		return float64(len(src)) * float64(res.N) / res.T.Seconds() / 1e9
-	}
 	for range 3 {
-		enc = max(enc, gelem(testing.Benchmark(func(b *testing.B) {
-			for b.Loop() {
-				c.Encode(wire, src)
-			}
-		})))
-		dec = max(dec, gelem(testing.Benchmark(func(b *testing.B) {
-			for b.Loop() {
-				c.DecodeAdd(dst, wire)
-			}
-		})))
+		enc = max(enc, testing.Benchmark(func(b *testing.B) {
+			loopCPU(b, len(src), func() { c.Encode(wire, src) })
+		}).Extra["Gelem/cpu-s"])
+		dec = max(dec, testing.Benchmark(func(b *testing.B) {
+			loopCPU(b, len(src), func() { c.DecodeAdd(dst, wire) })
+		}).Extra["Gelem/cpu-s"])
 	}
 	return enc, dec
 }
