@@ -186,11 +186,15 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 	ops := s.ops[c.rank]
 	slots := make([][]byte, s.slots[c.rank])
 	codec := s.codec
+	// One allocation per call for everything this rank encodes. Sent
+	// buffers are never written again, so receivers may keep reading them.
+	arena := make([]byte, s.encoded[c.rank])
 	for i := range ops {
 		o := &ops[i]
 		switch o.kind {
 		case opEncode:
-			b := make([]byte, o.encLen)
+			b := arena[:o.encLen:o.encLen]
+			arena = arena[o.encLen:]
 			codec.Encode(b, buf[o.lo:o.hi])
 			slots[o.slot] = b
 		case opSend:

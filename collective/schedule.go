@@ -50,6 +50,7 @@ type schedule struct {
 	msgs      []message
 	slots     []int   // slots per rank
 	wire      []int64 // bytes sent per rank
+	encoded   []int   // bytes encoded per rank (the executor's arena size)
 }
 
 // span is a half-open element range.
@@ -64,7 +65,7 @@ type builder struct {
 func newBuilder(size, n int, c Codec, algo Algorithm, seg int) *builder {
 	return &builder{s: &schedule{
 		n: n, size: size, codec: c, algorithm: algo, segElems: seg,
-		ops: make([][]op, size), slots: make([]int, size), wire: make([]int64, size),
+		ops: make([][]op, size), slots: make([]int, size), wire: make([]int64, size), encoded: make([]int, size),
 	}}
 }
 
@@ -86,6 +87,7 @@ func (b *builder) encode(r int, sp span) (slot, idx int) {
 	e := b.s.codec.EncodedLen(n)
 	idx = b.add(r, op{kind: opEncode, lo: sp.lo, hi: sp.hi, slot: slot, dep: -1, encLen: e,
 		hbm: hbmBytes(b.s.codec.Kind(), opEncode, n, e)})
+	b.s.encoded[r] += e
 	return slot, idx
 }
 
