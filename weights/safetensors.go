@@ -1,7 +1,6 @@
 package weights
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -425,31 +424,49 @@ func WriteSafetensors(w io.Writer, tensors []*Tensor, dtype string, metadata map
 	if pad := (8 - len(hdr)%8) % 8; pad > 0 {
 		hdr = append(hdr, bytes.Repeat([]byte{' '}, pad)...)
 	}
-	bw := bufio.NewWriterSize(w, 1<<16)
 	var pre [headerLenPrefix]byte
 	binary.LittleEndian.PutUint64(pre[:], uint64(len(hdr)))
-	bw.Write(pre[:])
-	bw.Write(hdr)
-	var b [4]byte
+	if _, err := w.Write(pre[:]); err != nil {
+		return fmt.Errorf("weights: write safetensors: %w", err)
+	}
+	if _, err := w.Write(hdr); err != nil {
+		return fmt.Errorf("weights: write safetensors: %w", err)
+	}
+	// Encode in chunks of at most writeChunk elements.
+	const writeChunk = 1 << 14
+	buf := make([]byte, writeChunk*dt.size())
 	for _, t := range tensors {
-		for _, x := range t.Data {
-			switch dt {
-			case dtF32:
-				binary.LittleEndian.PutUint32(b[:], math.Float32bits(x))
-				bw.Write(b[:4])
-			case dtF16:
-				binary.LittleEndian.PutUint16(b[:], f32ToF16(x))
-				bw.Write(b[:2])
-			case dtBF16:
-				binary.LittleEndian.PutUint16(b[:], f32ToBF16(x))
-				bw.Write(b[:2])
+		for start := 0; start < len(t.Data); start += writeChunk {
+			part := t.Data[start:min(start+writeChunk, len(t.Data))]
+			b := buf[:int64(len(part))*dt.size()]
+			encode(dt, part, b)
+			if _, err := w.Write(b); err != nil {
+				return fmt.Errorf("weights: write safetensors: tensor %q: %w", t.Name, err)
 			}
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("weights: write safetensors: %w", err)
-	}
 	return nil
+}
+
+// encode converts float32 values to little-endian elements of type dt,
+// rounding to nearest even.
+func encode(dt dtype, src []float32, b []byte) {
+	switch dt {
+	case dtF32:
+		for i, x := range src {
+			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+		}
+	case dtF16:
+		for i, x := range src {
+			binary.LittleEndian.PutUint16(b[2*i:], f32ToF16(x))
+		}
+	case dtBF16:
+		for i, x := range src {
+			binary.LittleEndian.PutUint16(b[2*i:], f32ToBF16(x))
+		}
+	default:
+		panic(fmt.Sprintf("weights: encode to %v", dt))
+	}
 }
 
 func toInt64s(xs []int) []int64 {
