@@ -22,7 +22,7 @@ type BuildOptions struct {
 // Builder rules (all lengths in characters):
 const (
 	minContextSentences = 2   // a context holds at least this many sentences
-	maxContextSentences = 6   // and at most this many
+	maxContextSentences = 4   // and at most this many
 	minSentenceChars    = 15  // gold and distractor sentences are 15..160 characters
 	maxSentenceChars    = 160 //
 	lengthTolerance     = 0.2 // distractors within ±20% of the gold's length (±3 chars at least)
@@ -90,7 +90,7 @@ type poolSentence struct {
 //   - Stories are split with SplitSentences. A story gives at most one item,
 //     stories are taken in corpus order, and generation stops after N items.
 //   - Context = the story's first k sentences joined by spaces, k drawn
-//     uniformly from 2..6 among the values whose next sentence (the gold
+//     uniformly from 2..4 among the values whose next sentence (the gold
 //     ending) is 15..160 characters long; a story with no such k is skipped.
 //   - Distractor pool: every sentence 15..160 characters long that is not a
 //     story's first sentence, from all stories. For an item, candidates are

@@ -70,7 +70,7 @@ func TestBuildMCRules(t *testing.T) {
 		ss := SplitSentences(testStories[n])
 		k := len(SplitSentences(it.Ctx))
 		if k < minContextSentences || k > maxContextSentences || it.Ctx != strings.Join(ss[:k], " ") {
-			t.Errorf("item %d: context %q is not the story's first 2..6 sentences", n, it.Ctx)
+			t.Errorf("item %d: context %q is not the story's first 2..4 sentences", n, it.Ctx)
 		}
 		if len(it.Endings) != 4 || it.Endings[it.Label] != ss[k] {
 			t.Errorf("item %d: gold %q is not sentence %d of the story", n, it.Endings[it.Label], k)
