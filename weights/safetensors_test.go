@@ -522,3 +522,81 @@ func findIndex(ts []*Tensor, name string) int {
 	}
 	return -1
 }
+
+// TestSafetensorsIgnoresNonDecoderTensors writes a multimodal-style Gemma 3
+// checkpoint whose vision tower and projector (in any dtype) sit beside the
+// text weights: they are validated but not exposed.
+func TestSafetensorsIgnoresNonDecoderTensors(t *testing.T) {
+	dir := t.TempDir()
+	ck := makeCheckpoint(t, tinyGemmaCfg, "BF16", "language_model.model.", 2)
+	var buf bytes.Buffer
+	if err := WriteSafetensors(&buf, ck.hf, "BF16", nil); err != nil {
+		t.Fatal(err)
+	}
+	ts, _, err := parseSafetensors(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := map[string]any{}
+	var data []byte
+	for _, x := range ts {
+		hdr[x.name] = map[string]any{"dtype": x.dtype, "shape": x.shape, "data_offsets": []int64{int64(len(data)), int64(len(data)) + x.end - x.begin}}
+		data = append(data, buf.Bytes()[x.begin:x.end]...)
+	}
+	for _, extra := range []struct {
+		name, dtype string
+		bytes       int
+	}{
+		{"vision_tower.vision_model.embeddings.patch_embedding.weight", "BF16", 2 * 12},
+		{"vision_tower.vision_model.embeddings.position_ids", "I64", 8 * 3},
+		{"multi_modal_projector.mm_input_projection_weight", "F32", 4 * 4},
+		{"language_model.model.rotary_emb.inv_freq", "F32", 4 * 4},
+	} {
+		hdr[extra.name] = map[string]any{"dtype": extra.dtype, "shape": []int{extra.bytes / stSize(extra.dtype)}, "data_offsets": []int{len(data), len(data) + extra.bytes}}
+		data = append(data, make([]byte, extra.bytes)...)
+	}
+	h, err := json.Marshal(hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, singleFileName), append(rawST(string(h), 0), data...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var text map[string]any
+	b, _ := json.Marshal(hfConfigJSON(tinyGemmaCfg))
+	json.Unmarshal(b, &text)
+	delete(text, "architectures")
+	delete(text, "tie_word_embeddings")
+	writeJSON(t, filepath.Join(dir, configFileName), map[string]any{
+		"architectures": []string{"Gemma3ForConditionalGeneration"}, "model_type": "gemma3",
+		"text_config": text, "vision_config": map[string]any{"hidden_size": 4},
+	})
+	s, err := OpenSafetensors(dir)
+	if err != nil {
+		t.Fatalf("OpenSafetensors: %v", err)
+	}
+	defer s.Close()
+	checkSource(t, s, tinyGemmaCfg, ck)
+}
+
+func stSize(dtype string) int { return int(stDtypeSizes[dtype]) }
+
+func TestSafetensorsClose(t *testing.T) {
+	dir := t.TempDir()
+	ck := makeCheckpoint(t, tinyLlamaCfg, "F32", "model.", 1)
+	writeJSON(t, filepath.Join(dir, configFileName), hfConfigJSON(tinyLlamaCfg))
+	writeSharded(t, dir, ck.hf, "F32", 3)
+	s, err := OpenSafetensors(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := s.Rows("embed", 0, 1); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("Rows after Close: error %v, want closed", err)
+	}
+}
