@@ -506,3 +506,29 @@ func TestMismatchAndMissingRank(t *testing.T) {
 		}
 	})
 }
+
+// TestAllReduceWraparound runs every algorithm on tori whose dimensions have
+// wraparound links (v4: always; v6e: a full pod dimension of 16).
+func TestAllReduceWraparound(t *testing.T) {
+	for _, c := range []struct{ topo, prof string }{{"torus:4x4", "v4"}, {"torus:16x2", "v6e"}, {"torus:3x3", "v5p"}} {
+		m := newMesh(t, c.topo, c.prof)
+		comms, err := NewGroup(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		topo := m.Topology()
+		for _, algo := range topoAlgos(topo) {
+			t.Run(fmt.Sprintf("%s/%s/%s", c.topo, c.prof, algo), func(t *testing.T) {
+				in := makeInputs(inHeavy, topo.Size(), 4099, 4)
+				opts := Options{Codec: CodecInt8, BlockSize: 64, Algorithm: algo, SegmentElems: 128, FallbackElems: -1}
+				out, st, errs := runGroup(t, comms, in, sameOpts(topo.Size(), opts), nil)
+				for r, err := range errs {
+					if err != nil {
+						t.Fatalf("rank %d: %v", r, err)
+					}
+				}
+				checkResult(t, in, out, bound{kind: CodecInt8, block: 64, size: topo.Size(), hops: hops(st[0].Algorithm, topo)})
+			})
+		}
+	}
+}
