@@ -180,6 +180,17 @@ func TestTokenizeInfoModels(t *testing.T) {
 		t.Errorf("tokenize without BOS: %d (-want +got):\n%s", code, diff)
 	}
 
+	// lm-eval's remote tokenizer finds the EOS id by tokenizing its text.
+	code, raw = do(t, h, "POST", "/tokenize", `{"prompt":"</s>","add_special_tokens":false}`)
+	want = TokenizeResponse{Tokens: []int{2}, TokenStrs: []string{"</s>"}, Count: 1, MaxModelLen: 64}
+	if diff := cmp.Diff(want, decode[TokenizeResponse](t, raw)); code != 200 || diff != "" {
+		t.Errorf("tokenize EOS text: %d (-want +got):\n%s", code, diff)
+	}
+	code, raw = do(t, h, "POST", "/detokenize", `{"tokens":[1,110,111]}`)
+	if diff := cmp.Diff(DetokenizeResponse{Prompt: "kl"}, decode[DetokenizeResponse](t, raw)); code != 200 || diff != "" {
+		t.Errorf("detokenize: %d (-want +got):\n%s", code, diff)
+	}
+
 	code, raw = do(t, h, "GET", "/tokenizer_info", "")
 	info := decode[TokenizerInfo](t, raw)
 	wantInfo := TokenizerInfo{TokenizerClass: "server.byteTok", BOSToken: "<s>", EOSToken: "</s>", BOSTokenID: 1,

@@ -69,6 +69,7 @@ func New(opts Options) (*Server, error) {
 	r.GET("/v1/models", s.handleModels)
 	r.GET("/tokenizer_info", s.handleTokenizerInfo)
 	r.POST("/tokenize", s.handleTokenize)
+	r.POST("/detokenize", s.handleDetokenize)
 	r.GET("/health", s.handleHealth)
 	metricsHandler := promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{Registry: s.m.reg})
 	r.GET("/metrics", gin.WrapH(metricsHandler))
@@ -197,14 +198,48 @@ func (s *Server) handleTokenize(c *gin.Context) {
 		return
 	}
 	addBOS := req.AddSpecialTokens == nil || *req.AddSpecialTokens
-	ids, err := be.Tokenizer.Encode(req.Prompt, addBOS)
-	if err != nil {
-		s.renderError(c, badRequest("prompt: %v", err))
-		return
+	var ids []int
+	t := be.Tokenizer
+	// The text of a special token is that token, as lm-eval's remote
+	// tokenizer expects when it looks up the EOS id by its text.
+	switch req.Prompt {
+	case tokenName(t, t.BOS()):
+		ids = []int{t.BOS()}
+	case tokenName(t, t.EOS()):
+		ids = []int{t.EOS()}
+	default:
+		if ids, err = t.Encode(req.Prompt, addBOS); err != nil {
+			s.renderError(c, badRequest("prompt: %v", err))
+			return
+		}
 	}
 	strs := make([]string, len(ids))
 	for i, id := range ids {
 		strs[i] = tokenName(be.Tokenizer, id)
 	}
 	c.PureJSON(http.StatusOK, TokenizeResponse{Tokens: ids, TokenStrs: strs, Count: len(ids), MaxModelLen: be.cfg.MaxSeqLen})
+}
+
+func (s *Server) handleDetokenize(c *gin.Context) {
+	be, err := s.current()
+	if err != nil {
+		s.renderError(c, err)
+		return
+	}
+	var req DetokenizeRequest
+	if err := decodeJSON(c.Request.Body, &req); err != nil {
+		s.renderError(c, err)
+		return
+	}
+	if req.Tokens == nil {
+		s.renderError(c, badRequest("tokens is required"))
+		return
+	}
+	for i, id := range req.Tokens {
+		if id < 0 || id >= be.cfg.Vocab {
+			s.renderError(c, badRequest("tokens: token %d at position %d is outside the vocabulary 0..%d", id, i, be.cfg.Vocab-1))
+			return
+		}
+	}
+	c.PureJSON(http.StatusOK, DetokenizeResponse{Prompt: be.Tokenizer.Decode(req.Tokens)})
 }

@@ -137,6 +137,7 @@ func TestHealthLoadingThenReady(t *testing.T) {
 		{"GET", "/v1/models", ""},
 		{"GET", "/tokenizer_info", ""},
 		{"POST", "/tokenize", `{"prompt":"a"}`},
+		{"POST", "/detokenize", `{"tokens":[5]}`},
 	} {
 		code, body := do(t, h, route.method, route.path, route.body)
 		e := decode[ErrorBody](t, body)
@@ -323,6 +324,9 @@ func TestBadInput(t *testing.T) {
 		{"c: other model", "POST", "/v1/completions", `{"prompt":"a","model":"gpt-9"}`, 404, TypeNotFound, "gpt-9"},
 		{"tokenize: wrong type", "POST", "/tokenize", `{"prompt":5}`, 400, TypeInvalidRequest, "prompt"},
 		{"tokenize: malformed", "POST", "/tokenize", `{`, 400, TypeInvalidRequest, "malformed"},
+		{"detokenize: missing tokens", "POST", "/detokenize", `{}`, 400, TypeInvalidRequest, "tokens is required"},
+		{"detokenize: out of range", "POST", "/detokenize", `{"tokens":[1,300]}`, 400, TypeInvalidRequest, "outside the vocabulary"},
+		{"detokenize: wrong type", "POST", "/detokenize", `{"tokens":"ab"}`, 400, TypeInvalidRequest, "tokens"},
 		{"unknown route", "GET", "/v2/nothing", "", 404, TypeNotFound, "/v2/nothing"},
 		{"wrong method", "GET", "/v1/prefill", "", 405, TypeMethod, "GET"},
 		{"handler panic", "POST", "/v1/prefill", `{"prompt":"PANIC"}`, 500, TypeInternal, "tokenizer exploded"},

@@ -133,6 +133,17 @@ type TokenizeResponse struct {
 	MaxModelLen int      `json:"max_model_len"`
 }
 
+// DetokenizeRequest is the body of POST /detokenize.
+type DetokenizeRequest struct {
+	Model  string `json:"model,omitempty"`
+	Tokens []int  `json:"tokens"`
+}
+
+// DetokenizeResponse is the answer of POST /detokenize.
+type DetokenizeResponse struct {
+	Prompt string `json:"prompt"`
+}
+
 // TokenizerInfo is the answer of GET /tokenizer_info.
 type TokenizerInfo struct {
 	TokenizerClass string  `json:"tokenizer_class"`
