@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/dlclark/regexp2"
@@ -55,6 +56,7 @@ type BPE struct {
 	byteIDs                [256]int // byte fallback: id of <0xNN>
 
 	ignoreMerges bool
+	words        wordCache // byte-level word -> ids
 	added        addedTokens
 	text         []string // Token(id)
 	bos, eos     int
@@ -217,16 +219,56 @@ func (t *BPE) encodeByteLevelChunks(ids []int, seg string, chunkBytes int) ([]in
 					continue
 				}
 			}
+			if cached, ok := t.words.get(w); ok {
+				ids = append(ids, cached...)
+				continue
+			}
 			toks, err := t.model.Tokenize(w)
 			if err != nil {
 				return nil, fmt.Errorf("encode: BPE on %q: %w", w, err)
 			}
+			start := len(ids)
 			for _, tk := range toks {
 				ids = append(ids, tk.ID)
 			}
+			t.words.put(w, ids[start:])
 		}
 	}
 	return ids, nil
+}
+
+// wordCache remembers the ids of short byte-level words, as Hugging Face's
+// BPE does (gotokenizers' own word cache is a stub). It stops growing at a
+// fixed number of entries.
+type wordCache struct {
+	mu sync.RWMutex
+	m  map[string][]int
+}
+
+const (
+	wordCacheEntries = 1 << 16
+	wordCacheMaxLen  = 64
+)
+
+func (c *wordCache) get(w string) ([]int, bool) {
+	c.mu.RLock()
+	ids, ok := c.m[w]
+	c.mu.RUnlock()
+	return ids, ok
+}
+
+func (c *wordCache) put(w string, ids []int) {
+	if len(w) > wordCacheMaxLen {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string][]int)
+	}
+	if len(c.m) < wordCacheEntries {
+		c.m[w] = slices.Clone(ids)
+	}
 }
 
 // byteLevelChunks cuts s into pieces of at least min bytes (the last may be
