@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/equarx/equarx/tpu"
 )
@@ -26,6 +27,45 @@ type Communicator struct {
 	dev   *tpu.Device
 	epoch uint64
 	seq   uint64
+	g     *group
+}
+
+// group is the state the communicators of one group share in-process: the
+// priced schedule of each call, computed once instead of once per rank
+// (every rank would compute the same result from the same headers).
+type group struct {
+	mu   sync.Mutex
+	sims map[uint64]*simEntry
+}
+
+type simEntry struct {
+	once sync.Once
+	res  simResult
+	err  error
+	left int // ranks that have not read it yet
+}
+
+// simulateOnce prices call seq's schedule once for the whole group.
+func (g *group) simulateOnce(seq uint64, size int, f func() (simResult, error)) (simResult, error) {
+	g.mu.Lock()
+	e, ok := g.sims[seq]
+	if !ok {
+		e = &simEntry{left: size}
+		g.sims[seq] = e
+		for k := range g.sims {
+			if k+16 < seq { // left behind by a call that failed on some rank
+				delete(g.sims, k)
+			}
+		}
+	}
+	g.mu.Unlock()
+	e.once.Do(func() { e.res, e.err = f() })
+	g.mu.Lock()
+	if e.left--; e.left == 0 {
+		delete(g.sims, seq)
+	}
+	g.mu.Unlock()
+	return e.res, e.err
 }
 
 // NewGroup returns one communicator per device of the mesh, rank i driving
@@ -36,9 +76,10 @@ func NewGroup(m *tpu.Mesh) ([]*Communicator, error) {
 		return nil, errors.New("collective: new group: nil mesh")
 	}
 	epoch := m.NewEpoch()
+	g := &group{sims: map[uint64]*simEntry{}}
 	cs := make([]*Communicator, m.Size())
 	for r := range cs {
-		cs[r] = &Communicator{rank: r, mesh: m, dev: m.Device(r), epoch: epoch}
+		cs[r] = &Communicator{rank: r, mesh: m, dev: m.Device(r), epoch: epoch, g: g}
 	}
 	return cs, nil
 }
@@ -121,7 +162,9 @@ func (c *Communicator) AllReduce(ctx context.Context, buf []float32, opts Option
 			linkFree[id] = h.linkFree[i]
 		}
 	}
-	res, err := simulate(s, nw, start, linkFree)
+	res, err := c.g.simulateOnce(seq, c.Size(), func() (simResult, error) {
+		return simulate(s, nw, start, linkFree)
+	})
 	if err != nil {
 		return Stats{}, err
 	}
