@@ -20,7 +20,7 @@ func toBF16(x float32) uint16 {
 	if b&0x7fffffff > 0x7f800000 {
 		return uint16(b>>16) | 0x0040
 	}
-	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
+	return uint16(bf16RNE(b))
 }
 
 // fromBF16 widens bfloat16 bits to float32 exactly.
@@ -28,20 +28,31 @@ func fromBF16(h uint16) float32 {
 	return math.Float32frombits(uint32(h) << 16)
 }
 
+// bf16RNE rounds finite or infinite float32 bits to bfloat16 bits, nearest
+// even, in the low 16 bits of the result. It must not see a NaN.
+func bf16RNE(b uint32) uint32 { return (b + 0x7fff + (b>>16)&1) >> 16 }
+
 func (c bf16Codec) Encode(dst []byte, src []float32) {
 	checkEncodeLen(c, dst, len(src))
 	i := 0
 	for ; i+8 <= len(src); i += 8 {
 		s := src[i : i+8 : i+8]
 		d := dst[2*i : 2*i+16 : 2*i+16]
-		binary.LittleEndian.PutUint16(d[0:], toBF16(s[0]))
-		binary.LittleEndian.PutUint16(d[2:], toBF16(s[1]))
-		binary.LittleEndian.PutUint16(d[4:], toBF16(s[2]))
-		binary.LittleEndian.PutUint16(d[6:], toBF16(s[3]))
-		binary.LittleEndian.PutUint16(d[8:], toBF16(s[4]))
-		binary.LittleEndian.PutUint16(d[10:], toBF16(s[5]))
-		binary.LittleEndian.PutUint16(d[12:], toBF16(s[6]))
-		binary.LittleEndian.PutUint16(d[14:], toBF16(s[7]))
+		// A NaN makes the sum NaN (so can Inf - Inf, which only sends a
+		// NaN-free group down the slow path); NaN-free groups round two
+		// values per 32-bit store.
+		if t := ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])); t != t {
+			for k, v := range s {
+				binary.LittleEndian.PutUint16(d[2*k:], toBF16(v))
+			}
+			continue
+		}
+		b0, b1, b2, b3 := math.Float32bits(s[0]), math.Float32bits(s[1]), math.Float32bits(s[2]), math.Float32bits(s[3])
+		b4, b5, b6, b7 := math.Float32bits(s[4]), math.Float32bits(s[5]), math.Float32bits(s[6]), math.Float32bits(s[7])
+		binary.LittleEndian.PutUint32(d[0:], bf16RNE(b0)|bf16RNE(b1)<<16)
+		binary.LittleEndian.PutUint32(d[4:], bf16RNE(b2)|bf16RNE(b3)<<16)
+		binary.LittleEndian.PutUint32(d[8:], bf16RNE(b4)|bf16RNE(b5)<<16)
+		binary.LittleEndian.PutUint32(d[12:], bf16RNE(b6)|bf16RNE(b7)<<16)
 	}
 	for ; i < len(src); i++ {
 		binary.LittleEndian.PutUint16(dst[2*i:], toBF16(src[i]))

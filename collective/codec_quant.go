@@ -3,6 +3,7 @@ package collective
 import (
 	"encoding/binary"
 	"math"
+	"unsafe"
 )
 
 // Shared pieces of the block-quantized codecs (int8 and int4).
@@ -47,17 +48,20 @@ const (
 // Comparing those as unsigned integers orders finite values by magnitude,
 // puts Inf (0x7f800000) above them and every NaN above Inf.
 func absMaxBits(x []float32) uint32 {
+	// Reading the values as uint32 (same size and alignment) loads them
+	// straight into integer registers.
+	u := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
 	var m0, m1, m2, m3 uint32
 	i := 0
-	for ; i+8 <= len(x); i += 8 {
-		s := x[i : i+8 : i+8]
-		m0 = max(m0, math.Float32bits(s[0])&absMask, math.Float32bits(s[4])&absMask)
-		m1 = max(m1, math.Float32bits(s[1])&absMask, math.Float32bits(s[5])&absMask)
-		m2 = max(m2, math.Float32bits(s[2])&absMask, math.Float32bits(s[6])&absMask)
-		m3 = max(m3, math.Float32bits(s[3])&absMask, math.Float32bits(s[7])&absMask)
+	for ; i+8 <= len(u); i += 8 {
+		s := u[i : i+8 : i+8]
+		m0 = max(m0, s[0]&absMask, s[4]&absMask)
+		m1 = max(m1, s[1]&absMask, s[5]&absMask)
+		m2 = max(m2, s[2]&absMask, s[6]&absMask)
+		m3 = max(m3, s[3]&absMask, s[7]&absMask)
 	}
-	for ; i < len(x); i++ {
-		m0 = max(m0, math.Float32bits(x[i])&absMask)
+	for ; i < len(u); i++ {
+		m0 = max(m0, u[i]&absMask)
 	}
 	return max(m0, m1, m2, m3)
 }
