@@ -134,3 +134,15 @@ func BenchmarkWriteSafetensors(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSyntheticTensor generates a whole 4096 x 1024 matrix; bytes are
+// float32 bytes produced.
+func BenchmarkSyntheticTensor(b *testing.B) {
+	s, _ := Synthetic(benchCfg, 1)
+	b.SetBytes(int64(4 * benchCfg.Vocab * benchCfg.Dim))
+	for b.Loop() {
+		if _, err := s.Tensor("embed"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
