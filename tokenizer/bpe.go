@@ -51,9 +51,11 @@ type BPE struct {
 	pretokNoPrefix *bytelevelpretokenizer.ByteLevelPreTokenizer
 
 	// SentencePiece-style flavour
-	replaceFrom, replaceTo string   // normalizer: Replace (empty replaceFrom: none)
-	splitSpace             bool     // pre-tokenizer: Split on " ", merged with previous
-	byteIDs                [256]int // byte fallback: id of <0xNN>
+	replaceFrom, replaceTo string        // normalizer: Replace (empty replaceFrom: none)
+	splitSpace             bool          // pre-tokenizer: Split on " ", merged with previous
+	byteIDs                [256]int      // byte fallback: id of <0xNN>
+	marker                 rune          // the one-rune replacement of " " (▁), or 0
+	joinsMarker            map[rune]bool // runes other than marker followed by marker in some piece
 
 	ignoreMerges bool
 	words        wordCache // byte-level word -> ids
@@ -161,9 +163,50 @@ func (t *BPE) encodeSegment(ids []int, seg string) ([]int, error) {
 				continue
 			}
 		}
-		ids = t.appendFallbackWord(ids, w)
+		if t.marker == 0 {
+			ids = t.appendFallbackWord(ids, w)
+			continue
+		}
+		for _, part := range t.markerParts(w) {
+			if cached, ok := t.words.get(part); ok {
+				ids = append(ids, cached...)
+				continue
+			}
+			start := len(ids)
+			ids = t.appendFallbackWord(ids, part)
+			t.words.put(part, ids[start:])
+		}
 	}
 	return ids, nil
+}
+
+// markerParts cuts a word before each space marker (▁) that follows a
+// character after which no merge can cross into a marker: one that is not
+// itself the marker, has its own piece (so it is not spelled in byte
+// pieces), and is not followed by the marker inside any vocabulary piece
+// (t.joinsMarker). Every symbol of the BPE is a vocabulary piece covering
+// its text, so no symbol can span such a cut and no pair across it can
+// ever merge: merging the parts separately gives the same ids as merging
+// the word, while keeping words short (the library's merge loop removes
+// merged symbols one by one, quadratic in the word length) and cacheable.
+func (t *BPE) markerParts(w string) []string {
+	var parts []string
+	start := 0
+	prev, prevOwn := rune(-1), false // prevOwn: prev has its own piece
+	for i := 0; i < len(w); {
+		r, n := utf8.DecodeRuneInString(w[i:])
+		if r == t.marker && i > start && prevOwn && prev != t.marker && !t.joinsMarker[prev] {
+			parts = append(parts, w[start:i])
+			start = i
+		}
+		prev = r
+		prevOwn = false
+		if !(r == utf8.RuneError && n == 1) {
+			_, prevOwn = t.vocab.GetID(w[i : i+n])
+		}
+		i += n
+	}
+	return append(parts, w[start:])
 }
 
 // appendFallbackWord runs BPE over one word whose characters missing from

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nlpodyssey/gotokenizers/models/bpemodel"
 	"github.com/nlpodyssey/gotokenizers/vocabulary"
@@ -325,6 +326,9 @@ func (t *BPE) initFallback(norm, pre *hfComponent) error {
 			return fmt.Errorf("normalizer %q: only Replace of a literal string is implemented: %w", norm.Type, ErrUnsupported)
 		}
 		t.replaceFrom, t.replaceTo = *norm.Pattern.String, norm.Content
+		if r, n := utf8.DecodeRuneInString(t.replaceTo); t.replaceFrom == " " && n == len(t.replaceTo) && r != utf8.RuneError {
+			t.initMarker(r)
+		}
 	}
 	if pre != nil {
 		if pre.Type != "Split" || pre.Pattern == nil || pre.Pattern.String == nil || *pre.Pattern.String != " " || pre.Behavior != "MergedWithPrevious" || pre.Invert {
@@ -340,6 +344,23 @@ func (t *BPE) initFallback(norm, pre *hfComponent) error {
 		t.byteIDs[b] = id
 	}
 	return nil
+}
+
+// initMarker records the space marker and the runes that precede it
+// inside some vocabulary piece (for Gemma 3 only '>' in ">▁</").
+func (t *BPE) initMarker(marker rune) {
+	t.marker = marker
+	t.joinsMarker = make(map[rune]bool)
+	for id := range t.vocab.Size() {
+		piece, _ := t.vocab.GetString(id)
+		prev := rune(-1)
+		for _, r := range piece {
+			if r == marker && prev >= 0 && prev != marker {
+				t.joinsMarker[prev] = true
+			}
+			prev = r
+		}
+	}
 }
 
 // initText precomputes Token(id) for the model vocabulary.

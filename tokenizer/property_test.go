@@ -174,3 +174,35 @@ func TestConcurrentEncode(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkerPartsPreserveEncoding checks that cutting Gemma 3 words before
+// space markers gives the ids of merging each whole segment.
+func TestMarkerPartsPreserveEncoding(t *testing.T) {
+	tok := loadGemma3(t).(*BPE)
+	if tok.marker != '▁' || !tok.joinsMarker['>'] {
+		t.Fatalf("marker %q, joinsMarker %v: want ▁ and '>' (from the piece \">▁</\")", tok.marker, tok.joinsMarker)
+	}
+	texts := append(corpus(t, 100, 40),
+		"a>  b", "x> </y> </", "<div> </div>", "\xff ▁ \xfe  ", "日本 🤗  ok", "  lead", "trail  ", "a\u00a0 b")
+	for _, s := range texts {
+		got, err := tok.Encode(s, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []int
+		tok.added.split(s, func(seg string, id int) bool {
+			if id >= 0 {
+				want = append(want, id)
+			} else {
+				want = tok.appendFallbackWord(want, strings.ReplaceAll(seg, " ", "▁"))
+			}
+			return true
+		})
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("Encode(%q) differs from merging whole segments (-whole +parts):\n%s", s, diff)
+		}
+	}
+	if got, want := tok.markerParts("a▁b▁▁c>▁d"), []string{"a", "▁b", "▁▁c>▁d"}; !cmp.Equal(got, want) {
+		t.Errorf("markerParts = %q, want %q", got, want)
+	}
+}
