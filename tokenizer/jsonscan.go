@@ -202,9 +202,10 @@ func (s *jsonScanner) object(f func(key string) error) error {
 	}
 }
 
-// stringIntObject parses a JSON object of string keys and integer values.
-func (s *jsonScanner) stringIntObject(sizeHint int) (map[string]int, error) {
-	m := make(map[string]int, sizeHint)
+// stringIntObject parses a JSON object of string keys and integer values,
+// keeping the file's order.
+func (s *jsonScanner) stringIntObject() ([]vocabEntry, error) {
+	var out []vocabEntry
 	err := s.object(func(key string) error {
 		raw, err := s.skipValue()
 		if err != nil {
@@ -214,10 +215,10 @@ func (s *jsonScanner) stringIntObject(sizeHint int) (map[string]int, error) {
 		if err != nil {
 			return fmt.Errorf("key %q: value %s is not an integer: %w", key, raw, ErrCorrupt)
 		}
-		m[key] = v
+		out = append(out, vocabEntry{key, v})
 		return nil
 	})
-	return m, err
+	return out, err
 }
 
 // parseHFFile reads the parts of tokenizer.json this package uses. The
@@ -255,9 +256,7 @@ func parseHFFile(data []byte) (hfFile, error) {
 			return s.object(func(key string) error {
 				switch key {
 				case "vocab":
-					// A vocabulary entry takes at least 16 bytes of a
-					// typical tokenizer.json: size the map for it.
-					v, err := s.stringIntObject(min(len(data)/64, 1<<20))
+					v, err := s.stringIntObject()
 					f.Model.Vocab = v
 					if err != nil {
 						return fmt.Errorf("model.vocab: %w", err)

@@ -70,7 +70,7 @@ type hfModel struct {
 	FuseUnk                 bool            `json:"fuse_unk"`
 	ByteFallback            bool            `json:"byte_fallback"`
 	IgnoreMerges            bool            `json:"ignore_merges"`
-	Vocab                   map[string]int  `json:"vocab"`
+	Vocab                   []vocabEntry    `json:"-"`
 	Merges                  json.RawMessage `json:"merges"`
 }
 
@@ -141,7 +141,7 @@ func parseHF(path string, data []byte) (*BPE, error) {
 	if m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "" {
 		return nil, fmt.Errorf("end_of_word_suffix %q: %w", *m.EndOfWordSuffix, ErrUnsupported)
 	}
-	vocab, err := vocabFromMap(m.Vocab)
+	vocab, err := vocabFromEntries(m.Vocab)
 	if err != nil {
 		return nil, err
 	}
@@ -239,26 +239,35 @@ func parseComponent(what string, raw json.RawMessage) (*hfComponent, error) {
 	return &c, nil
 }
 
-// vocabFromMap builds a gotokenizers vocabulary from token -> id, which
-// must number the tokens 0..n-1 exactly once each.
-func vocabFromMap(m map[string]int) (*vocabulary.Vocabulary, error) {
-	if len(m) == 0 {
+// vocabEntry is one token -> id entry of a tokenizer.json vocabulary.
+type vocabEntry struct {
+	token string
+	id    int
+}
+
+// vocabFromEntries builds a gotokenizers vocabulary from token -> id
+// entries, which must number the tokens 0..n-1 exactly once each.
+func vocabFromEntries(entries []vocabEntry) (*vocabulary.Vocabulary, error) {
+	if len(entries) == 0 {
 		return nil, fmt.Errorf("empty vocabulary: %w", ErrCorrupt)
 	}
-	byID := make([]string, len(m))
-	seen := make([]bool, len(m))
-	for tok, id := range m {
-		if id < 0 || id >= len(m) {
-			return nil, fmt.Errorf("vocabulary: token %q has id %d outside [0, %d): %w", tok, id, len(m), ErrCorrupt)
+	byID := make([]string, len(entries))
+	seen := make([]bool, len(entries))
+	for _, e := range entries {
+		if e.id < 0 || e.id >= len(entries) {
+			return nil, fmt.Errorf("vocabulary: token %q has id %d outside [0, %d): %w", e.token, e.id, len(entries), ErrCorrupt)
 		}
-		if seen[id] {
-			return nil, fmt.Errorf("vocabulary: id %d used by %q and %q: %w", id, byID[id], tok, ErrCorrupt)
+		if seen[e.id] {
+			return nil, fmt.Errorf("vocabulary: id %d used by %q and %q: %w", e.id, byID[e.id], e.token, ErrCorrupt)
 		}
-		seen[id], byID[id] = true, tok
+		seen[e.id], byID[e.id] = true, e.token
 	}
 	v := vocabulary.NewVocabulary()
-	for _, tok := range byID {
+	for id, tok := range byID {
 		v.AddTerm(tok)
+		if got, _ := v.GetID(tok); got != id {
+			return nil, fmt.Errorf("vocabulary: token %q appears with ids %d and %d: %w", tok, got, id, ErrCorrupt)
+		}
 	}
 	return v, nil
 }
