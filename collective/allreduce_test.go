@@ -369,6 +369,9 @@ func TestEstimateMatchesExecution(t *testing.T) {
 		{"ring:3", "v4", 777, Options{Codec: CodecF32}},
 		{"ring:5", "v5p", 3000, Options{Codec: CodecInt8, FallbackElems: -1, Algorithm: AlgoRing}},
 	}
+	if raceEnabled {
+		cases = cases[2:4]
+	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s/%s/%d/%+v", tc.topo, tc.prof, tc.n, tc.opts), func(t *testing.T) {
 			m := newMesh(t, tc.topo, tc.prof)
@@ -510,7 +513,11 @@ func TestMismatchAndMissingRank(t *testing.T) {
 // TestAllReduceWraparound runs every algorithm on tori whose dimensions have
 // wraparound links (v4: always; v6e: a full pod dimension of 16).
 func TestAllReduceWraparound(t *testing.T) {
-	for _, c := range []struct{ topo, prof string }{{"torus:4x4", "v4"}, {"torus:16x2", "v6e"}, {"torus:3x3", "v5p"}} {
+	cases := []struct{ topo, prof string }{{"torus:4x4", "v4"}, {"torus:16x2", "v6e"}, {"torus:3x3", "v5p"}}
+	if raceEnabled {
+		cases = cases[2:]
+	}
+	for _, c := range cases {
 		m := newMesh(t, c.topo, c.prof)
 		comms, err := NewGroup(m)
 		if err != nil {

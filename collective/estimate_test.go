@@ -47,6 +47,9 @@ func TestSegmentingShowsInSimTime(t *testing.T) {
 // With the default fallback the quantized codecs are never slower than bf16
 // on the cost model, at any size.
 func TestFallbackNeverSlower(t *testing.T) {
+	if raceEnabled {
+		t.Skip("single-goroutine estimator test: runs without -race")
+	}
 	for _, ts := range []string{"ring:2", "ring:8", "torus:2x4", "torus:4x4"} {
 		for _, pn := range []string{"v5e", "v6e"} {
 			topo, p := loadTopoProf(t, ts, pn)
@@ -92,6 +95,9 @@ func TestExplicitFallbackThreshold(t *testing.T) {
 
 // Auto picks the fastest candidate.
 func TestAutoPicksFastest(t *testing.T) {
+	if raceEnabled {
+		t.Skip("single-goroutine estimator test: runs without -race")
+	}
 	for _, ts := range []string{"ring:8", "torus:2x4", "torus:4x4"} {
 		topo, p := loadTopoProf(t, ts, "v5e")
 		for _, n := range []int{1000, 1 << 16, 1 << 22} {
