@@ -99,19 +99,22 @@ func resolveBlockSize(blockSize int) (int, error) {
 	return blockSize, nil
 }
 
-// checkEncodeLen panics when dst cannot hold exactly the encoding of n values.
-func checkEncodeLen(c Codec, dst []byte, n int) {
-	if want := c.EncodedLen(n); len(dst) != want {
+// checkEncodeLen panics unless len(dst) == want, the encoded length of n
+// values. It takes plain values (not the Codec) so the hot path does not
+// box the codec into an interface.
+func checkEncodeLen(kind CodecKind, dst []byte, n, want int) {
+	if len(dst) != want {
 		panic(fmt.Sprintf("collective: %s Encode of %d values: len(dst) = %d, want %d",
-			c.Kind(), n, len(dst), want))
+			kind, n, len(dst), want))
 	}
 }
 
-// checkDecodeLen panics when src is not exactly the encoding of n values.
-func checkDecodeLen(c Codec, op string, src []byte, n int) {
-	if want := c.EncodedLen(n); len(src) != want {
+// checkDecodeLen panics unless len(src) == want, the encoded length of n
+// values.
+func checkDecodeLen(kind CodecKind, op string, src []byte, n, want int) {
+	if len(src) != want {
 		panic(fmt.Sprintf("collective: %s %s into %d values: len(src) = %d, want %d",
-			c.Kind(), op, n, len(src), want))
+			kind, op, n, len(src), want))
 	}
 }
 

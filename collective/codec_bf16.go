@@ -33,7 +33,7 @@ func fromBF16(h uint16) float32 {
 func bf16RNE(b uint32) uint32 { return (b + 0x7fff + (b>>16)&1) >> 16 }
 
 func (c bf16Codec) Encode(dst []byte, src []float32) {
-	checkEncodeLen(c, dst, len(src))
+	checkEncodeLen(c.Kind(), dst, len(src), c.EncodedLen(len(src)))
 	i := 0
 	for ; i+8 <= len(src); i += 8 {
 		s := src[i : i+8 : i+8]
@@ -60,7 +60,7 @@ func (c bf16Codec) Encode(dst []byte, src []float32) {
 }
 
 func (c bf16Codec) Decode(dst []float32, src []byte) {
-	checkDecodeLen(c, "Decode", src, len(dst))
+	checkDecodeLen(c.Kind(), "Decode", src, len(dst), c.EncodedLen(len(dst)))
 	i := 0
 	for ; i+8 <= len(dst); i += 8 {
 		d := dst[i : i+8 : i+8]
@@ -80,7 +80,7 @@ func (c bf16Codec) Decode(dst []float32, src []byte) {
 }
 
 func (c bf16Codec) DecodeAdd(dst []float32, src []byte) {
-	checkDecodeLen(c, "DecodeAdd", src, len(dst))
+	checkDecodeLen(c.Kind(), "DecodeAdd", src, len(dst), c.EncodedLen(len(dst)))
 	i := 0
 	for ; i+8 <= len(dst); i += 8 {
 		d := dst[i : i+8 : i+8]

@@ -13,7 +13,7 @@ func (f32Codec) BlockSize() int       { return 1 }
 func (f32Codec) EncodedLen(n int) int { return 4 * n }
 
 func (c f32Codec) Encode(dst []byte, src []float32) {
-	checkEncodeLen(c, dst, len(src))
+	checkEncodeLen(c.Kind(), dst, len(src), c.EncodedLen(len(src)))
 	i := 0
 	for ; i+8 <= len(src); i += 8 {
 		s := src[i : i+8 : i+8]
@@ -33,7 +33,7 @@ func (c f32Codec) Encode(dst []byte, src []float32) {
 }
 
 func (c f32Codec) Decode(dst []float32, src []byte) {
-	checkDecodeLen(c, "Decode", src, len(dst))
+	checkDecodeLen(c.Kind(), "Decode", src, len(dst), c.EncodedLen(len(dst)))
 	i := 0
 	for ; i+8 <= len(dst); i += 8 {
 		d := dst[i : i+8 : i+8]
@@ -53,7 +53,7 @@ func (c f32Codec) Decode(dst []float32, src []byte) {
 }
 
 func (c f32Codec) DecodeAdd(dst []float32, src []byte) {
-	checkDecodeLen(c, "DecodeAdd", src, len(dst))
+	checkDecodeLen(c.Kind(), "DecodeAdd", src, len(dst), c.EncodedLen(len(dst)))
 	i := 0
 	for ; i+8 <= len(dst); i += 8 {
 		d := dst[i : i+8 : i+8]

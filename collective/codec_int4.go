@@ -25,7 +25,7 @@ func (c int4Codec) EncodedLen(n int) int {
 }
 
 func (c int4Codec) Encode(dst []byte, src []float32) {
-	checkEncodeLen(c, dst, len(src))
+	checkEncodeLen(c.Kind(), dst, len(src), c.EncodedLen(len(src)))
 	off := 0
 	for start := 0; start < len(src); start += c.block {
 		x := src[start:min(start+c.block, len(src))]
@@ -90,7 +90,7 @@ func int4Lo(b byte) float32 { return float32(int8(b<<4) >> 4) }
 func int4Hi(b byte) float32 { return float32(int8(b) >> 4) }
 
 func (c int4Codec) Decode(dst []float32, src []byte) {
-	checkDecodeLen(c, "Decode", src, len(dst))
+	checkDecodeLen(c.Kind(), "Decode", src, len(dst), c.EncodedLen(len(dst)))
 	off := 0
 	for start := 0; start < len(dst); start += c.block {
 		d := dst[start:min(start+c.block, len(dst))]
@@ -122,7 +122,7 @@ func (c int4Codec) Decode(dst []float32, src []byte) {
 }
 
 func (c int4Codec) DecodeAdd(dst []float32, src []byte) {
-	checkDecodeLen(c, "DecodeAdd", src, len(dst))
+	checkDecodeLen(c.Kind(), "DecodeAdd", src, len(dst), c.EncodedLen(len(dst)))
 	off := 0
 	for start := 0; start < len(dst); start += c.block {
 		d := dst[start:min(start+c.block, len(dst))]

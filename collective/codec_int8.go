@@ -19,7 +19,7 @@ func (c int8Codec) EncodedLen(n int) int {
 }
 
 func (c int8Codec) Encode(dst []byte, src []float32) {
-	checkEncodeLen(c, dst, len(src))
+	checkEncodeLen(c.Kind(), dst, len(src), c.EncodedLen(len(src)))
 	off := 0
 	for start := 0; start < len(src); start += c.block {
 		x := src[start:min(start+c.block, len(src))]
@@ -69,7 +69,7 @@ func encodeInt8Block(sc, q []byte, x []float32) {
 }
 
 func (c int8Codec) Decode(dst []float32, src []byte) {
-	checkDecodeLen(c, "Decode", src, len(dst))
+	checkDecodeLen(c.Kind(), "Decode", src, len(dst), c.EncodedLen(len(dst)))
 	off := 0
 	for start := 0; start < len(dst); start += c.block {
 		d := dst[start:min(start+c.block, len(dst))]
@@ -97,7 +97,7 @@ func (c int8Codec) Decode(dst []float32, src []byte) {
 }
 
 func (c int8Codec) DecodeAdd(dst []float32, src []byte) {
-	checkDecodeLen(c, "DecodeAdd", src, len(dst))
+	checkDecodeLen(c.Kind(), "DecodeAdd", src, len(dst), c.EncodedLen(len(dst)))
 	off := 0
 	for start := 0; start < len(dst); start += c.block {
 		d := dst[start:min(start+c.block, len(dst))]

@@ -602,3 +602,26 @@ func TestErrorBoundValues(t *testing.T) {
 		}
 	}
 }
+
+// TestCodecDoesNotAllocate: the kernels run once per segment per hop, so
+// they must not allocate.
+func TestCodecDoesNotAllocate(t *testing.T) {
+	src := genEach(heavyTailed)(rand.New(rand.NewPCG(5, 6)), 1000)
+	for _, kind := range allCodecKinds {
+		for _, block := range []int{8, 256, 4096} {
+			c := mustCodec(t, kind, block)
+			wire := make([]byte, c.EncodedLen(len(src)))
+			dst := make([]float32, len(src))
+			ops := map[string]func(){
+				"Encode":    func() { c.Encode(wire, src) },
+				"Decode":    func() { c.Decode(dst, wire) },
+				"DecodeAdd": func() { c.DecodeAdd(dst, wire) },
+			}
+			for name, op := range ops {
+				if n := testing.AllocsPerRun(10, op); n != 0 {
+					t.Errorf("%s B=%d %s: %v allocations per call, want 0", kind, block, name, n)
+				}
+			}
+		}
+	}
+}
