@@ -289,56 +289,106 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 	return nil
 }
 
+// attnBlockRows is how many query rows attention scores at once.
+const attnBlockRows = 128
+
 // attention computes causal (optionally sliding-window) softmax attention
 // for the rank's query heads and returns the number of (query, key, head)
-// pairs scored.
+// pairs that enter the softmax. Per sequence and head, the scores of a block
+// of queries against the keys they may see are one matrix product, and so
+// are the weighted values.
 func (b *decoderBlock) attention(st *State, q, k, v, out []float32) int {
 	n, hd := st.Batch.N, b.cfg.HeadDim
 	nq, nkv := b.w.Heads.QHeads, b.w.Heads.KVHeads
 	group := b.cfg.Heads / b.cfg.KVHeads
-	scores := st.buf("scores", n)
 	pairs := 0
-	for t := 0; t < n; t++ {
-		lo := st.Batch.Start[t]
-		if b.f.window > 0 && t-b.f.window+1 > lo {
-			lo = t - b.f.window + 1
+	for s0 := 0; s0 < n; {
+		s1 := s0 + 1
+		for s1 < n && st.Batch.Start[s1] == s0 {
+			s1++
 		}
-		span := t - lo + 1
+		L := s1 - s0
+		qh := st.buf("att.q", L*hd)
+		kh := st.buf("att.k", L*hd)
+		vh := st.buf("att.v", L*hd)
+		oh := st.buf("att.o", attnBlockRows*hd)
+		sc := st.buf("att.s", attnBlockRows*min(L, b.spanCap(L)))
+		lastKV := -1
 		for j := 0; j < nq; j++ {
 			kv := (b.w.Heads.QFirst+j)/group - b.w.Heads.KVFirst
-			qv := q[(t*nq+j)*hd : (t*nq+j+1)*hd]
-			sc := scores[:span]
-			maxv := float32(math.Inf(-1))
-			for s := lo; s <= t; s++ {
-				kvec := k[(s*nkv+kv)*hd : (s*nkv+kv+1)*hd]
-				var dot float32
-				for i, x := range qv {
-					dot += x * kvec[i]
+			if kv != lastKV {
+				gatherHead(kh, k, s0, L, nkv, kv, hd)
+				gatherHead(vh, v, s0, L, nkv, kv, hd)
+				lastKV = kv
+			}
+			gatherHead(qh, q, s0, L, nq, j, hd)
+			for a := 0; a < L; a += attnBlockRows {
+				e := min(a+attnBlockRows, L)
+				ka := 0
+				if b.f.window > 0 {
+					ka = max(0, a-b.f.window+1)
 				}
-				dot *= b.f.qScale
-				sc[s-lo] = dot
-				if dot > maxv {
-					maxv = dot
+				span := e - ka
+				rows := e - a
+				// Errors here would mean inconsistent buffer sizes, which the
+				// sizes above rule out.
+				if _, err := MatMulT(qh[a*hd:], rows, hd, kh[ka*hd:e*hd], span, sc); err != nil {
+					panic(err)
+				}
+				for i := 0; i < rows; i++ {
+					t := a + i
+					lo := ka
+					if b.f.window > 0 {
+						lo = max(lo, t-b.f.window+1)
+					}
+					row := sc[i*span : (i+1)*span]
+					valid := row[lo-ka : t-ka+1]
+					maxv := float32(math.Inf(-1))
+					for c := range valid {
+						valid[c] *= b.f.qScale
+						maxv = max(maxv, valid[c])
+					}
+					var sum float32
+					for c, x := range valid {
+						ex := expNeg(x - maxv)
+						valid[c] = ex
+						sum += ex
+					}
+					inv := 1 / sum
+					for c := range valid {
+						valid[c] *= inv
+					}
+					clear(row[:lo-ka])
+					clear(row[t-ka+1:])
+					pairs += len(valid)
+				}
+				if _, err := MatMulNN(sc, rows, span, vh[ka*hd:e*hd], hd, oh); err != nil {
+					panic(err)
+				}
+				for i := 0; i < rows; i++ {
+					t := s0 + a + i
+					copy(out[(t*nq+j)*hd:(t*nq+j+1)*hd], oh[i*hd:(i+1)*hd])
 				}
 			}
-			var sum float32
-			for i, x := range sc {
-				e := float32(math.Exp(float64(x - maxv)))
-				sc[i] = e
-				sum += e
-			}
-			o := out[(t*nq+j)*hd : (t*nq+j+1)*hd]
-			clear(o)
-			inv := 1 / sum
-			for s := lo; s <= t; s++ {
-				p := sc[s-lo] * inv
-				vv := v[(s*nkv+kv)*hd : (s*nkv+kv+1)*hd]
-				for i, x := range vv {
-					o[i] += p * x
-				}
-			}
-			pairs += span
 		}
+		s0 = s1
 	}
 	return pairs
+}
+
+// spanCap bounds the keys one block of queries can see in a sequence of L.
+func (b *decoderBlock) spanCap(L int) int {
+	if b.f.window > 0 {
+		return min(L, attnBlockRows+b.f.window-1)
+	}
+	return L
+}
+
+// gatherHead copies head h of L rows (starting at row s0) of x, a [n, heads,
+// hd] matrix, into dst [L, hd].
+func gatherHead(dst, x []float32, s0, L, heads, h, hd int) {
+	for i := 0; i < L; i++ {
+		src := x[((s0+i)*heads+h)*hd : ((s0+i)*heads+h+1)*hd]
+		copy(dst[i*hd:(i+1)*hd], src)
+	}
 }

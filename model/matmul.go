@@ -56,3 +56,26 @@ func MatMulT(x []float32, n, k int, w []float32, m int, out []float32) (float64,
 	}
 	return 2 * float64(n) * float64(m) * float64(k), nil
 }
+
+// MatMulNN computes out[n, m] = x[n, k] · y[k, m] through gorgonia's tensor
+// engine and returns the FLOPs done.
+func MatMulNN(x []float32, n, k int, y []float32, m int, out []float32) (float64, error) {
+	if len(x) < n*k || len(y) < k*m || len(out) < n*m {
+		return 0, fmt.Errorf("matmul [%d,%d]x[%d,%d]: buffers too small (x %d, y %d, out %d)", n, k, k, m, len(x), len(y), len(out))
+	}
+	out = out[:n*m]
+	if n == 0 || m == 0 {
+		return 0, nil
+	}
+	if k == 0 {
+		clear(out)
+		return 0, nil
+	}
+	xt := tensor.New(tensor.WithShape(n, k), tensor.WithBacking(x[:n*k]))
+	yt := tensor.New(tensor.WithShape(k, m), tensor.WithBacking(y[:k*m]))
+	ot := tensor.New(tensor.WithShape(n, m), tensor.WithBacking(out))
+	if _, err := tensor.MatMul(xt, yt, tensor.WithReuse(ot)); err != nil {
+		return 0, fmt.Errorf("matmul [%d,%d]x[%d,%d]: %w", n, k, k, m, err)
+	}
+	return 2 * float64(n) * float64(m) * float64(k), nil
+}
