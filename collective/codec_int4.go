@@ -38,7 +38,12 @@ func (c int4Codec) Encode(dst []byte, src []float32) {
 // encodeInt4Block writes the scale of x into sc (4 bytes) and its packed
 // codes into q ((len(x)+1)/2 bytes).
 func encodeInt4Block(sc, q []byte, x []float32) {
-	scale, r, pre, kind := blockParams(absMaxBits(x), int4Levels)
+	m := absMaxBits(x)
+	scale, r, ok := quickParams(m, int4Levels)
+	pre, kind := float32(1), blockFinite
+	if !ok {
+		scale, r, pre, kind = blockParams(m, int4Levels)
+	}
 	putScale(sc, scale)
 	n := len(x)
 	q = q[:(n+1)/2]

@@ -32,7 +32,12 @@ func (c int8Codec) Encode(dst []byte, src []float32) {
 // encodeInt8Block writes the scale of x into sc (4 bytes) and its codes
 // into q (len(x) bytes).
 func encodeInt8Block(sc, q []byte, x []float32) {
-	scale, r, pre, kind := blockParams(absMaxBits(x), int8Levels)
+	m := absMaxBits(x)
+	scale, r, ok := quickParams(m, int8Levels)
+	pre, kind := float32(1), blockFinite
+	if !ok {
+		scale, r, pre, kind = blockParams(m, int8Levels)
+	}
 	putScale(sc, scale)
 	q = q[:len(x)]
 	switch kind {

@@ -106,6 +106,22 @@ func blockParams(m uint32, levels float32) (scale, r, pre float32, kind blockKin
 	return scale, levels / a, 1, blockFinite
 }
 
+// quickParams is the inlined common case of blockParams: a finite block with
+// 2^-64 <= a < MaxFloat32, where the scale cannot underflow or overflow and
+// no pre-scaling is needed. ok is false for every other block.
+func quickParams(m uint32, levels float32) (scale, r float32, ok bool) {
+	if m < tinyAbsMaxBits || m >= maxFloatBits {
+		return 0, 0, false
+	}
+	a := math.Float32frombits(m)
+	return a / levels, levels / a, true
+}
+
+const (
+	tinyAbsMaxBits = 0x1f800000 // math.Float32bits(tinyAbsMax)
+	maxFloatBits   = 0x7f7fffff // math.Float32bits(math.MaxFloat32)
+)
+
 // putScale and getScale read and write the 4-byte little-endian scale.
 func putScale(dst []byte, s float32) { binary.LittleEndian.PutUint32(dst, math.Float32bits(s)) }
 func getScale(src []byte) float32    { return math.Float32frombits(binary.LittleEndian.Uint32(src)) }

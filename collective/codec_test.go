@@ -625,3 +625,26 @@ func TestCodecDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+func TestQuickParamsConstants(t *testing.T) {
+	if got := math.Float32bits(tinyAbsMax); got != tinyAbsMaxBits {
+		t.Errorf("tinyAbsMaxBits = %#x, want %#x", tinyAbsMaxBits, got)
+	}
+	if got := math.Float32bits(math.MaxFloat32); got != maxFloatBits {
+		t.Errorf("maxFloatBits = %#x, want %#x", maxFloatBits, got)
+	}
+	// quickParams must agree with blockParams wherever it answers, at the
+	// edges of its range and on the blocks near MaxFloat32 it hands over.
+	for _, levels := range []float32{int8Levels, int4Levels} {
+		for _, m := range []uint32{tinyAbsMaxBits - 1, tinyAbsMaxBits, 0x3f800000, maxFloatBits - 1, maxFloatBits, infBits, 1} {
+			s, r, ok := quickParams(m, levels)
+			bs, br, pre, kind := blockParams(m, levels)
+			if ok && (s != bs || r != br || pre != 1 || kind != blockFinite) {
+				t.Errorf("L=%v m=%#x: quickParams (%g, %g) != blockParams (%g, %g, pre %g, kind %d)", levels, m, s, r, bs, br, pre, kind)
+			}
+			if wantOK := m >= tinyAbsMaxBits && m < maxFloatBits; ok != wantOK {
+				t.Errorf("L=%v m=%#x: ok = %v, want %v", levels, m, ok, wantOK)
+			}
+		}
+	}
+}
