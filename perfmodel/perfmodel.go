@@ -1,0 +1,484 @@
+// Package perfmodel prices a tensor-parallel prefill on the TPU cost model
+// from shapes alone, so that models far too large for this machine can be
+// priced. It charges every device exactly the work the engine (package tp)
+// charges its simulated clocks: matmuls at peak bf16 FLOP/s, element-wise
+// work at HBM bandwidth, and each row-parallel output's AllReduce priced by
+// collective.Estimate with the options the engine passes.
+//
+// All times are simulated TPU seconds.
+package perfmodel
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/model"
+	"github.com/equarx/equarx/tpu"
+)
+
+// ErrInvalid is wrapped by errors about a setup the engine would refuse.
+var ErrInvalid = errors.New("perfmodel: invalid setup")
+
+// Setup is the mesh and AllReduce settings of one priced prefill.
+type Setup struct {
+	TP       int          // tensor-parallel degree = devices of Topology
+	Topology tpu.Topology // mesh shape
+	Profile  tpu.Profile  // TPU generation
+	// AllReduce are the options of every row-parallel AllReduce, exactly as
+	// the engine passes them (tp.Engine.Prefill: the request's codec and
+	// block size, the engine's algorithm, segmenting and fallback).
+	AllReduce collective.Options
+	// Overlap prices the two-micro-batch schedule described in Overlapped
+	// instead of the engine's serial one.
+	Overlap bool
+}
+
+// Breakdown splits simulated seconds by kind of work.
+type Breakdown struct {
+	// MatmulSeconds: the seven projections of each layer and the LM head,
+	// FLOPs at peak bf16 FLOP/s.
+	MatmulSeconds float64 `json:"matmul_seconds"`
+	// AttentionSeconds: q·k and p·v FLOPs at peak plus the softmax pass over
+	// the scores at HBM bandwidth.
+	AttentionSeconds float64 `json:"attention_seconds"`
+	// ElementwiseSeconds: embedding, norms, RoPE, gating, residual adds and
+	// the LM head's pass over the logits, bytes at HBM bandwidth.
+	ElementwiseSeconds float64 `json:"elementwise_seconds"`
+	// AllReduceSeconds: the row-parallel AllReduces.
+	AllReduceSeconds float64 `json:"allreduce_seconds"`
+}
+
+// Total is the sum of the parts.
+func (b Breakdown) Total() float64 {
+	return b.MatmulSeconds + b.AttentionSeconds + b.ElementwiseSeconds + b.AllReduceSeconds
+}
+
+func (b *Breakdown) add(o Breakdown) {
+	b.MatmulSeconds += o.MatmulSeconds
+	b.AttentionSeconds += o.AttentionSeconds
+	b.ElementwiseSeconds += o.ElementwiseSeconds
+	b.AllReduceSeconds += o.AllReduceSeconds
+}
+
+// AllReducePrice is one priced AllReduce.
+type AllReducePrice struct {
+	Elements  int                  `json:"elements"`
+	Codec     collective.CodecKind `json:"codec"`     // after any fallback
+	Algorithm collective.Algorithm `json:"algorithm"` // after auto
+	// SimSeconds: from the call's start until the last rank finishes.
+	SimSeconds float64 `json:"sim_seconds"`
+	WireBytes  int64   `json:"wire_bytes"` // the most one rank sends
+}
+
+// LayerPrice is one decoder layer on the critical rank (the rank whose
+// clock ends last). Breakdown.AllReduceSeconds is the time this rank spends
+// in the layer's two AllReduces.
+type LayerPrice struct {
+	Layer  int  `json:"layer"`
+	Global bool `json:"global"` // full attention (false: sliding window)
+	Breakdown
+	AttnAllReduce AllReducePrice `json:"attn_allreduce"` // after the O projection
+	MLPAllReduce  AllReducePrice `json:"mlp_allreduce"`  // after the down projection
+}
+
+// Estimate is a priced prefill. Without overlap, SimSeconds is what the
+// engine's PrefillResult.SimSeconds reports for the same batch and setup.
+type Estimate struct {
+	Model    string `json:"model"`
+	Tokens   int    `json:"tokens"`
+	Lengths  []int  `json:"lengths"`
+	TP       int    `json:"tp"`
+	Topology string `json:"topology"`
+	TPU      string `json:"tpu"`
+	// Codec is the requested AllReduce codec (per-call fallbacks show in
+	// the layers' AllReducePrice.Codec).
+	Codec collective.CodecKind `json:"codec"`
+
+	Layers []LayerPrice `json:"layers"`
+	// Outside the layers, on the critical rank.
+	EmbedSeconds     float64 `json:"embed_seconds"`
+	FinalNormSeconds float64 `json:"final_norm_seconds"`
+	LMHeadSeconds    float64 `json:"lm_head_seconds"` // matmul and logits pass
+
+	// Totals of the serial schedule on the critical rank; they add up to
+	// SerialSeconds.
+	Breakdown
+	// SerialSeconds: the engine's schedule, from the batch's start until the
+	// last rank finishes.
+	SerialSeconds float64 `json:"serial_seconds"`
+	// SimSeconds: SerialSeconds, or with Overlap the overlapped schedule.
+	SimSeconds float64 `json:"sim_seconds"`
+	// AllReduceShare = AllReduceSeconds / SerialSeconds.
+	AllReduceShare float64 `json:"allreduce_share"`
+	Overlap        bool    `json:"overlap"`
+	// Overlapped is the overlapped schedule's detail (nil without Overlap).
+	Overlapped *OverlapPrice `json:"overlapped,omitempty"`
+	// Exact reports that every AllReduce started with all ranks' clocks
+	// equal, which is when the estimator's idle-start price is exactly what
+	// the executor charges. Ranks drift apart when splits are uneven (a
+	// hidden or vocab size not divisible by TP) or when an AllReduce ends at
+	// different times on different ranks (some torus schedules); each such
+	// call is then priced as if it started when the last rank got there,
+	// which is an approximation.
+	Exact bool `json:"exact"`
+}
+
+// shard is one rank's share of the model.
+type shard struct {
+	nq, nkv int // query and kv heads
+	hid     int // MLP width
+	vs      int // LM head vocab rows
+}
+
+// splitRange mirrors tp's even split: the first n%size ranks get one more.
+func splitRange(n, size, rank int) (lo, hi int) {
+	q, r := n/size, n%size
+	lo = rank*q + min(rank, r)
+	hi = lo + q
+	if rank < r {
+		hi++
+	}
+	return lo, hi
+}
+
+// shardOf mirrors tp's head and MLP split: query heads evenly (n_heads must
+// be divisible by tp), the kv heads those query heads read (replicated when
+// there are fewer kv heads than ranks), MLP and vocab rows as evenly as
+// possible.
+func shardOf(cfg *model.Config, size, rank int) (shard, error) {
+	if cfg.Heads%size != 0 {
+		return shard{}, fmt.Errorf("%w: n_heads %d is not divisible by tp %d", ErrInvalid, cfg.Heads, size)
+	}
+	nq := cfg.Heads / size
+	group := cfg.Heads / cfg.KVHeads
+	qFirst := rank * nq
+	kvFirst := qFirst / group
+	kvLast := (qFirst + nq - 1) / group
+	hlo, hhi := splitRange(cfg.HiddenDim, size, rank)
+	vlo, vhi := splitRange(cfg.Vocab, size, rank)
+	return shard{nq: nq, nkv: kvLast - kvFirst + 1, hid: hhi - hlo, vs: vhi - vlo}, nil
+}
+
+// lmHeadChunkRows mirrors tp's headChunkRows: the LM head runs on chunks
+// of this many rows.
+const lmHeadChunkRows = 64
+
+// rows is a set of batch rows: their positions within their sequences.
+type rows struct {
+	pos []int
+}
+
+func (r rows) n() int { return len(r.pos) }
+
+// pairs is the number of (query, key) pairs that enter the softmax for one
+// head: a query at position p sees min(p+1, window) keys (window 0 = all).
+func (r rows) pairs(window int) int {
+	s := 0
+	for _, p := range r.pos {
+		if window > 0 {
+			s += min(p+1, window)
+		} else {
+			s += p + 1
+		}
+	}
+	return s
+}
+
+// clock is one rank's simulated clock with its charges sorted by kind,
+// advanced with the same arithmetic as tpu.Device.
+type clock struct {
+	prof tpu.Profile
+	now  float64
+}
+
+func (c *clock) compute(flops float64) float64 {
+	d := flops / c.prof.PeakBF16FLOPS
+	c.now += d
+	return d
+}
+
+func (c *clock) elementwise(bytes float64) float64 {
+	d := bytes / c.prof.HBMBytesPerSec
+	c.now += d
+	return d
+}
+
+// matmulFlops mirrors model.MatMulT: 2·n·m·k, 0 for an empty output.
+func matmulFlops(n, m, k int) float64 {
+	if n == 0 || m == 0 || k == 0 {
+		return 0
+	}
+	return 2 * float64(n) * float64(m) * float64(k)
+}
+
+// embed charges the embedding lookup (engine: runRank).
+func embed(c *clock, cfg *model.Config, n int) Breakdown {
+	return Breakdown{ElementwiseSeconds: c.elementwise(float64(2 * 4 * n * cfg.Dim))}
+}
+
+// attnPart charges a layer from its attention norm to the O projection,
+// before the O AllReduce (model/block.go Forward).
+func attnPart(c *clock, cfg *model.Config, f flavor, layer int, sh shard, r rows) Breakdown {
+	var b Breakdown
+	n, d, hd := r.n(), cfg.Dim, cfg.HeadDim
+	rowBytes := float64(n * d * 4)
+	b.ElementwiseSeconds += c.elementwise(2 * rowBytes) // attention norm
+	b.MatmulSeconds += c.compute(matmulFlops(n, sh.nq*hd, d))
+	b.MatmulSeconds += c.compute(matmulFlops(n, sh.nkv*hd, d))
+	b.MatmulSeconds += c.compute(matmulFlops(n, sh.nkv*hd, d))
+	if f.qkNorm {
+		b.ElementwiseSeconds += c.elementwise(float64(2 * 4 * n * (sh.nq + sh.nkv) * hd))
+	}
+	b.ElementwiseSeconds += c.elementwise(float64(2 * 4 * n * (sh.nq + sh.nkv) * hd)) // RoPE
+	pairs := sh.nq * r.pairs(window(cfg, layer))
+	b.AttentionSeconds += c.compute(4 * float64(hd) * float64(pairs))
+	b.AttentionSeconds += c.elementwise(4 * 3 * float64(pairs))
+	b.MatmulSeconds += c.compute(matmulFlops(n, d, sh.nq*hd))
+	return b
+}
+
+// mlpPart charges a layer from after the O AllReduce to the down
+// projection, before its AllReduce.
+func mlpPart(c *clock, cfg *model.Config, f flavor, sh shard, r rows) Breakdown {
+	var b Breakdown
+	n, d := r.n(), cfg.Dim
+	rowBytes := float64(n * d * 4)
+	if f.sandwich { // post-attention norm
+		b.ElementwiseSeconds += c.elementwise(2 * rowBytes)
+	}
+	b.ElementwiseSeconds += c.elementwise(3 * rowBytes) // residual add
+	b.ElementwiseSeconds += c.elementwise(2 * rowBytes) // MLP norm
+	b.MatmulSeconds += c.compute(matmulFlops(n, sh.hid, d))
+	b.MatmulSeconds += c.compute(matmulFlops(n, sh.hid, d))
+	b.ElementwiseSeconds += c.elementwise(float64(3 * 4 * n * sh.hid)) // gate
+	b.MatmulSeconds += c.compute(matmulFlops(n, d, sh.hid))
+	return b
+}
+
+// closePart charges what follows the down AllReduce in a layer.
+func closePart(c *clock, cfg *model.Config, f flavor, r rows) Breakdown {
+	var b Breakdown
+	rowBytes := float64(r.n() * cfg.Dim * 4)
+	if f.sandwich { // post-MLP norm
+		b.ElementwiseSeconds += c.elementwise(2 * rowBytes)
+	}
+	b.ElementwiseSeconds += c.elementwise(3 * rowBytes) // residual add
+	return b
+}
+
+// tail charges the final norm and the vocab-parallel LM head (engine:
+// runRank); it returns the two parts separately.
+func tail(c *clock, cfg *model.Config, sh shard, r rows) (norm, head Breakdown) {
+	n, d := r.n(), cfg.Dim
+	norm.ElementwiseSeconds = c.elementwise(float64(2 * 4 * n * d))
+	for r0 := 0; r0 < n; r0 += lmHeadChunkRows {
+		k := min(lmHeadChunkRows, n-r0)
+		head.MatmulSeconds += c.compute(matmulFlops(k, sh.vs, d))
+		head.ElementwiseSeconds += c.elementwise(float64(2 * 4 * k * sh.vs))
+	}
+	return norm, head
+}
+
+func window(cfg *model.Config, layer int) int {
+	if cfg.IsGlobalLayer(layer) {
+		return 0
+	}
+	return cfg.SlidingWindow
+}
+
+// flavor is what of the architecture changes the charges.
+type flavor struct {
+	qkNorm   bool // per-head q and k norms
+	sandwich bool // post-attention and post-MLP norms
+}
+
+func flavorOf(cfg model.Config) (flavor, error) {
+	a, err := model.New(cfg)
+	if err != nil {
+		return flavor{}, fmt.Errorf("perfmodel: %w", err)
+	}
+	return flavor{qkNorm: a.HasQKNorm(), sandwich: a.HasSandwichNorms()}, nil
+}
+
+// pricer prices AllReduces, each size once.
+type pricer struct {
+	s     Setup
+	f     flavor
+	cache map[int]collective.EstimateResult
+}
+
+func (p *pricer) price(elements int) (collective.EstimateResult, error) {
+	if e, ok := p.cache[elements]; ok {
+		return e, nil
+	}
+	e, err := collective.Estimate(p.s.Topology, p.s.Profile, elements, p.s.AllReduce)
+	if err != nil {
+		return e, fmt.Errorf("perfmodel: allreduce of %d values: %w", elements, err)
+	}
+	p.cache[elements] = e
+	return e, nil
+}
+
+// allReduce advances the ranks' clocks over one AllReduce of elements
+// values and returns its price and whether the ranks started together.
+// With one rank it is free (the engine skips it).
+func (p *pricer) allReduce(clocks []clock, elements int) (AllReducePrice, []float64, bool, error) {
+	spent := make([]float64, len(clocks))
+	if len(clocks) == 1 {
+		return AllReducePrice{Elements: elements}, spent, true, nil
+	}
+	e, err := p.price(elements)
+	if err != nil {
+		return AllReducePrice{}, nil, false, err
+	}
+	start, together := clocks[0].now, true
+	for _, c := range clocks {
+		if c.now != start {
+			together = false
+		}
+		start = max(start, c.now)
+	}
+	for r := range clocks {
+		end := start + e.RankSeconds[r]
+		spent[r] = end - clocks[r].now
+		clocks[r].now = end
+	}
+	return AllReducePrice{Elements: elements, Codec: e.Codec, Algorithm: e.Algorithm,
+		SimSeconds: e.SimSeconds, WireBytes: e.WireBytes}, spent, together, nil
+}
+
+// Price prices the prefill of a batch of sequences with the given lengths
+// (concatenated row after row, as the engine runs them) on setup s.
+func Price(cfg model.Config, lengths []int, s Setup) (*Estimate, error) {
+	f, err := flavorOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.TP < 1 {
+		return nil, fmt.Errorf("%w: tp must be >= 1, got %d", ErrInvalid, s.TP)
+	}
+	if err := s.Topology.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if s.Topology.Size() != s.TP {
+		return nil, fmt.Errorf("%w: topology %s has %d devices, tp is %d", ErrInvalid, s.Topology, s.Topology.Size(), s.TP)
+	}
+	if !(s.Profile.PeakBF16FLOPS > 0) || !(s.Profile.HBMBytesPerSec > 0) {
+		return nil, fmt.Errorf("%w: profile %q has no peak FLOP/s or HBM bandwidth", ErrInvalid, s.Profile.Name)
+	}
+	if len(lengths) == 0 {
+		return nil, fmt.Errorf("%w: empty batch", ErrInvalid)
+	}
+	var all rows
+	for i, L := range lengths {
+		if L <= 0 {
+			return nil, fmt.Errorf("%w: sequence %d has %d tokens", ErrInvalid, i, L)
+		}
+		if L > cfg.MaxSeqLen {
+			return nil, fmt.Errorf("%w: sequence %d has %d tokens, max_seq_len is %d", ErrInvalid, i, L, cfg.MaxSeqLen)
+		}
+		for p := 0; p < L; p++ {
+			all.pos = append(all.pos, p)
+		}
+	}
+	shards := make([]shard, s.TP)
+	for r := range shards {
+		sh, err := shardOf(&cfg, s.TP, r)
+		if err != nil {
+			return nil, err
+		}
+		shards[r] = sh
+	}
+	codec := s.AllReduce.Codec
+	if codec == "" {
+		codec = collective.CodecInt8
+	}
+	est := &Estimate{Model: cfg.Name, Tokens: all.n(), Lengths: append([]int(nil), lengths...), TP: s.TP,
+		Topology: s.Topology.String(), TPU: s.Profile.Name, Codec: codec, Overlap: s.Overlap, Exact: true}
+	p := &pricer{s: s, f: f, cache: map[int]collective.EstimateResult{}}
+	if err := serial(est, &cfg, shards, all, p); err != nil {
+		return nil, err
+	}
+	est.SimSeconds = est.SerialSeconds
+	if est.SerialSeconds > 0 {
+		est.AllReduceShare = est.AllReduceSeconds / est.SerialSeconds
+	}
+	if s.Overlap {
+		op, err := overlapped(&cfg, shards, all, p)
+		if err != nil {
+			return nil, err
+		}
+		est.Overlapped = op
+		est.SimSeconds = op.SimSeconds
+	}
+	return est, nil
+}
+
+// serial runs the engine's schedule: every rank charges its work in
+// program order and the AllReduces join the ranks.
+func serial(est *Estimate, cfg *model.Config, shards []shard, all rows, p *pricer) error {
+	size := len(shards)
+	clocks := make([]clock, size)
+	type rankParts struct {
+		embed, norm, head Breakdown
+		layers            []Breakdown
+	}
+	parts := make([]rankParts, size)
+	for r := range clocks {
+		clocks[r].prof = p.s.Profile
+		parts[r].layers = make([]Breakdown, cfg.Layers)
+		parts[r].embed = embed(&clocks[r], cfg, all.n())
+	}
+	n := all.n()
+	est.Layers = make([]LayerPrice, cfg.Layers)
+	for l := 0; l < cfg.Layers; l++ {
+		lp := &est.Layers[l]
+		lp.Layer, lp.Global = l, cfg.IsGlobalLayer(l)
+		for r := range clocks {
+			parts[r].layers[l].add(attnPart(&clocks[r], cfg, p.f, l, shards[r], all))
+		}
+		ar, spent, together, err := p.allReduce(clocks, n*cfg.Dim)
+		if err != nil {
+			return fmt.Errorf("layer %d: %w", l, err)
+		}
+		est.Exact = est.Exact && together
+		lp.AttnAllReduce = ar
+		for r := range clocks {
+			parts[r].layers[l].AllReduceSeconds += spent[r]
+			parts[r].layers[l].add(mlpPart(&clocks[r], cfg, p.f, shards[r], all))
+		}
+		ar, spent, together, err = p.allReduce(clocks, n*cfg.Dim)
+		if err != nil {
+			return fmt.Errorf("layer %d: %w", l, err)
+		}
+		est.Exact = est.Exact && together
+		lp.MLPAllReduce = ar
+		for r := range clocks {
+			parts[r].layers[l].AllReduceSeconds += spent[r]
+			parts[r].layers[l].add(closePart(&clocks[r], cfg, p.f, all))
+		}
+	}
+	for r := range clocks {
+		parts[r].norm, parts[r].head = tail(&clocks[r], cfg, shards[r], all)
+	}
+	crit := 0
+	for r := range clocks {
+		if clocks[r].now > clocks[crit].now {
+			crit = r
+		}
+	}
+	cp := parts[crit]
+	for l := range est.Layers {
+		est.Layers[l].Breakdown = cp.layers[l]
+		est.Breakdown.add(cp.layers[l])
+	}
+	est.EmbedSeconds = cp.embed.Total()
+	est.FinalNormSeconds = cp.norm.Total()
+	est.LMHeadSeconds = cp.head.Total()
+	est.Breakdown.add(cp.embed)
+	est.Breakdown.add(cp.norm)
+	est.Breakdown.add(cp.head)
+	est.SerialSeconds = clocks[crit].now
+	return nil
+}
