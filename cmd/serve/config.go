@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/server"
+)
+
+// Duration is a time.Duration written as a Go duration string ("30s") in
+// the config file.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string such as "250ms" or "30s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Config is everything cmd/serve can be told, from the config file
+// (--config, JSON, configs/serve/default.json documents every field) and
+// from flags, which override the file.
+type Config struct {
+	Addr      string `json:"addr"`      // listen address; port 0 picks a free port (logged)
+	Model     string `json:"model"`     // llama2.c .bin file or Hugging Face directory; "" = built-in stories260K
+	Tokenizer string `json:"tokenizer"` // tokenizer file or directory; "" = the model's own
+	ModelName string `json:"model_name"`
+
+	TP        int    `json:"tp"`
+	Topology  string `json:"topology"` // "" = ring:<tp>
+	TPU       string `json:"tpu"`
+	AllReduce string `json:"allreduce"`  // default codec of requests that name none
+	BlockSize int    `json:"block_size"` // default quantization block size; 0 = codec default
+	// FallbackElems: int8/int4 reductions shorter than this travel as bf16;
+	// 0 = the cost model's crossover, negative = never fall back.
+	FallbackElems int `json:"fallback_elems"`
+
+	BatchTokenBudget int      `json:"batch_token_budget"`
+	MaxBatchSize     int      `json:"max_batch_size"` // 1 = no batching
+	BatchWait        Duration `json:"batch_wait"`
+	QueueLimit       int      `json:"queue_limit"`
+	RequestTimeout   Duration `json:"request_timeout"`
+	MaxBodyBytes     int64    `json:"max_body_bytes"`
+	MaxPrompts       int      `json:"max_prompts"`
+
+	ReadTimeout       Duration `json:"read_timeout"`
+	ReadHeaderTimeout Duration `json:"read_header_timeout"`
+	WriteTimeout      Duration `json:"write_timeout"`
+	IdleTimeout       Duration `json:"idle_timeout"`
+	ShutdownTimeout   Duration `json:"shutdown_timeout"`
+
+	LogLevel  string `json:"log_level"`  // debug | info | warn | error
+	LogFormat string `json:"log_format"` // text | json
+}
+
+// defaultConfig is the one place the serving defaults are written down.
+func defaultConfig() Config {
+	o := server.DefaultOptions()
+	return Config{
+		Addr:              "127.0.0.1:8080",
+		TP:                4,
+		Topology:          "", // ring:<tp>
+		TPU:               "v5e",
+		AllReduce:         string(o.DefaultCodec),
+		BlockSize:         o.DefaultBlockSize,
+		BatchTokenBudget:  o.BatchTokenBudget,
+		MaxBatchSize:      o.MaxBatchSize,
+		BatchWait:         Duration(o.BatchWait),
+		QueueLimit:        o.QueueLimit,
+		RequestTimeout:    Duration(o.RequestTimeout),
+		MaxBodyBytes:      o.MaxBodyBytes,
+		MaxPrompts:        o.MaxPrompts,
+		ReadTimeout:       Duration(30 * time.Second),
+		ReadHeaderTimeout: Duration(10 * time.Second),
+		WriteTimeout:      Duration(60 * time.Second),
+		IdleTimeout:       Duration(120 * time.Second),
+		ShutdownTimeout:   Duration(30 * time.Second),
+		LogLevel:          "info",
+		LogFormat:         "text",
+	}
+}
+
+// durationFlag binds a Duration to a flag.
+type durationFlag struct{ d *Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil {
+		return ""
+	}
+	return time.Duration(*f.d).String()
+}
+
+func (f durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*f.d = Duration(v)
+	return nil
+}
+
+// bindFlags defines every flag on fs, writing into c; c's current values are
+// the flags' defaults.
+func bindFlags(fs *flag.FlagSet, c *Config, configPath *string, noBatching *bool) {
+	fs.StringVar(configPath, "config", "", "JSON config file (see configs/serve/default.json); flags override it")
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (port 0 picks a free port; the bound address is logged)")
+	fs.StringVar(&c.Model, "model", c.Model, "llama2.c .bin checkpoint or Hugging Face safetensors directory (empty = built-in stories260K)")
+	fs.StringVar(&c.Tokenizer, "tokenizer", c.Tokenizer, "tokenizer file or directory (empty = the model's own)")
+	fs.StringVar(&c.ModelName, "model-name", c.ModelName, "model name in responses (empty = derived from --model)")
+	fs.IntVar(&c.TP, "tp", c.TP, "tensor-parallel degree (number of emulated devices)")
+	fs.StringVar(&c.Topology, "topology", c.Topology, "device topology, e.g. ring:4 or torus:2x2 (empty = ring:<tp>)")
+	fs.StringVar(&c.TPU, "tpu", c.TPU, "TPU generation profile of the simulated clock")
+	fs.StringVar(&c.AllReduce, "allreduce", c.AllReduce, "default AllReduce codec: int8, int4, bf16 or f32 (requests may override)")
+	fs.IntVar(&c.BlockSize, "block-size", c.BlockSize, "default quantization block size (0 = codec default)")
+	fs.IntVar(&c.FallbackElems, "fallback-elems", c.FallbackElems, "int8/int4 reductions shorter than this travel as bf16 (0 = cost-model crossover, -1 = never)")
+	fs.IntVar(&c.BatchTokenBudget, "batch-tokens", c.BatchTokenBudget, "most prompt tokens packed into one engine call")
+	fs.IntVar(&c.MaxBatchSize, "max-batch", c.MaxBatchSize, "most sequences in one engine call (1 = no batching)")
+	fs.BoolVar(noBatching, "no-batching", false, "run every sequence in its own engine call (same as --max-batch 1)")
+	fs.Var(durationFlag{&c.BatchWait}, "batch-wait", "how long a batch waits for more requests")
+	fs.IntVar(&c.QueueLimit, "queue-limit", c.QueueLimit, "sequences waiting for the engine before requests get 429")
+	fs.Var(durationFlag{&c.RequestTimeout}, "request-timeout", "queueing + engine time allowed per request")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body")
+	fs.IntVar(&c.MaxPrompts, "max-prompts", c.MaxPrompts, "most prompts in one /v1/completions request")
+	fs.Var(durationFlag{&c.ReadTimeout}, "read-timeout", "http.Server ReadTimeout")
+	fs.Var(durationFlag{&c.ReadHeaderTimeout}, "read-header-timeout", "http.Server ReadHeaderTimeout")
+	fs.Var(durationFlag{&c.WriteTimeout}, "write-timeout", "http.Server WriteTimeout (must exceed --request-timeout)")
+	fs.Var(durationFlag{&c.IdleTimeout}, "idle-timeout", "http.Server IdleTimeout")
+	fs.Var(durationFlag{&c.ShutdownTimeout}, "shutdown-timeout", "how long a graceful shutdown waits for requests in flight")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+}
+
+// loadConfig resolves defaults, then the --config file, then the flags.
+func loadConfig(args []string, stderr io.Writer) (Config, error) {
+	// First pass: only to find --config.
+	probe := defaultConfig()
+	var path string
+	var nb bool
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	bindFlags(fs, &probe, &path, &nb)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+		}
+		return Config{}, err
+	}
+	cfg := defaultConfig()
+	if path != "" {
+		if err := readConfigFile(path, &cfg); err != nil {
+			return Config{}, err
+		}
+	}
+	// Second pass: flags override the file.
+	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bindFlags(fs, &cfg, &path, &nb)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if nb {
+		cfg.MaxBatchSize = 1
+	}
+	return cfg, cfg.validate()
+}
+
+func readConfigFile(path string, c *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("config file %s: data after the JSON object", path)
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	if c.Addr == "" {
+		return errors.New("addr is empty")
+	}
+	if c.TP < 1 {
+		return fmt.Errorf("tp must be >= 1, got %d", c.TP)
+	}
+	if c.TPU == "" {
+		return errors.New("tpu profile is empty")
+	}
+	if c.ReadTimeout <= 0 || c.ReadHeaderTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0 {
+		return errors.New("read, read-header, write, idle and shutdown timeouts must be positive")
+	}
+	if c.WriteTimeout <= c.RequestTimeout {
+		return fmt.Errorf("write_timeout %s must exceed request_timeout %s, or answers are cut off",
+			time.Duration(c.WriteTimeout), time.Duration(c.RequestTimeout))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log_format must be text or json, got %q", c.LogFormat)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	o := c.serverOptions(slog.Default())
+	return o.Validate()
+}
+
+// serverOptions maps the config onto the server's options.
+func (c *Config) serverOptions(logger *slog.Logger) server.Options {
+	o := server.Options{
+		DefaultCodec:     collective.CodecKind(c.AllReduce),
+		DefaultBlockSize: c.BlockSize,
+		BatchTokenBudget: c.BatchTokenBudget,
+		MaxBatchSize:     c.MaxBatchSize,
+		BatchWait:        time.Duration(c.BatchWait),
+		QueueLimit:       c.QueueLimit,
+		RequestTimeout:   time.Duration(c.RequestTimeout),
+		MaxBodyBytes:     c.MaxBodyBytes,
+		MaxPrompts:       c.MaxPrompts,
+		Logger:           logger,
+	}
+	return o
+}
