@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
@@ -35,6 +36,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

@@ -72,14 +72,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
-		ReadTimeout:       time.Duration(cfg.ReadTimeout),
-		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
-		WriteTimeout:      time.Duration(cfg.WriteTimeout),
-		IdleTimeout:       time.Duration(cfg.IdleTimeout),
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpSrv := newHTTPServer(&cfg, srv.Handler(), log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())
@@ -137,6 +130,19 @@ func run(args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// newHTTPServer applies the connection limits: slow or stalled clients are
+// cut off by the read timeouts, idle keep-alive connections by IdleTimeout.
+func newHTTPServer(cfg *Config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadTimeout:       time.Duration(cfg.ReadTimeout),
+		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
+		WriteTimeout:      time.Duration(cfg.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.IdleTimeout),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // loadBackend opens the weights and tokenizer and builds the engine. The
