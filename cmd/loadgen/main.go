@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -58,32 +59,57 @@ type config struct {
 	timeout   time.Duration
 	prompts   string
 	jsonOut   bool
+	// Soak mix: fractions of requests that are invalid, or that the client
+	// abandons after a random delay of up to cancelAfter.
+	invalidFrac float64
+	cancelFrac  float64
+	cancelAfter time.Duration
+	seed        uint64
+}
+
+// invalidBodies are requests the server must refuse with a 4xx.
+var invalidBodies = []string{
+	`{"prompt":`,
+	`{"prompt":"Once","allreduce":"fp8"}`,
+	`{"tokens":[1,2,99999]}`,
+	`{"prompt":"Once","logprobs":99}`,
+	`{"prompt":""}`,
+	`{"prompt":"Once","unknown_field":1}`,
+	`{"tokens":"not a list"}`,
+	`[1,2,3]`,
 }
 
 type result struct {
-	status  int    // 0 for a transport error
-	errKind string // transport error class
-	latency time.Duration
-	tokens  int
+	status    int    // 0 for a transport error
+	errKind   string // transport error class
+	invalid   bool   // the request was meant to be refused
+	cancelled bool   // the client abandoned the request on purpose
+	latency   time.Duration
+	tokens    int
 }
 
 // Report is the summary printed at the end (also as JSON with --json).
 type Report struct {
-	URL              string         `json:"url"`
-	Route            string         `json:"route"`
-	Clients          int            `json:"clients"`
-	Sent             int            `json:"sent"`
-	ElapsedSeconds   float64        `json:"elapsed_seconds"`
-	OK               int            `json:"ok"`
-	ByStatus         map[string]int `json:"by_status"`
-	Errors           int            `json:"errors"`
-	RequestsPerSec   float64        `json:"requests_per_second"`
-	PromptTokens     int            `json:"prompt_tokens"`
-	PromptTokensPerS float64        `json:"prompt_tokens_per_second"`
-	P50Seconds       float64        `json:"p50_seconds"`
-	P90Seconds       float64        `json:"p90_seconds"`
-	P99Seconds       float64        `json:"p99_seconds"`
-	MaxSeconds       float64        `json:"max_seconds"`
+	URL            string         `json:"url"`
+	Route          string         `json:"route"`
+	Clients        int            `json:"clients"`
+	Sent           int            `json:"sent"`
+	ElapsedSeconds float64        `json:"elapsed_seconds"`
+	OK             int            `json:"ok"`
+	ByStatus       map[string]int `json:"by_status"`
+	Errors         int            `json:"errors"`
+	// Unexpected counts answers that are neither 200, nor a 4xx/429 to an
+	// invalid or excess request, nor a deliberate client cancellation.
+	Unexpected       int     `json:"unexpected"`
+	Invalid          int     `json:"invalid_sent"`
+	Cancelled        int     `json:"cancelled_by_client"`
+	RequestsPerSec   float64 `json:"requests_per_second"`
+	PromptTokens     int     `json:"prompt_tokens"`
+	PromptTokensPerS float64 `json:"prompt_tokens_per_second"`
+	P50Seconds       float64 `json:"p50_seconds"`
+	P90Seconds       float64 `json:"p90_seconds"`
+	P99Seconds       float64 `json:"p99_seconds"`
+	MaxSeconds       float64 `json:"max_seconds"`
 }
 
 func main() {
@@ -98,6 +124,10 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 60*time.Second, "client-side timeout per request")
 	flag.StringVar(&c.prompts, "prompts", "", "file with one prompt per line (empty = built-in story openings)")
 	flag.BoolVar(&c.jsonOut, "json", false, "print the report as JSON")
+	flag.Float64Var(&c.invalidFrac, "invalid-frac", 0, "fraction of requests sent invalid on purpose (expect 4xx)")
+	flag.Float64Var(&c.cancelFrac, "cancel-frac", 0, "fraction of requests the client abandons early")
+	flag.DurationVar(&c.cancelAfter, "cancel-after", 20*time.Millisecond, "abandoned requests give up after a random delay below this")
+	flag.Uint64Var(&c.seed, "seed", 1, "seed of the request mix")
 	flag.Parse()
 	rep, err := run(c)
 	if err != nil {
@@ -163,6 +193,12 @@ func run(c config) (*Report, error) {
 	if c.clients < 1 || c.requests < 1 || c.duration <= 0 {
 		return nil, errors.New("clients, requests and duration must be positive")
 	}
+	if c.invalidFrac < 0 || c.cancelFrac < 0 || c.invalidFrac+c.cancelFrac > 1 {
+		return nil, errors.New("invalid-frac and cancel-frac must be >= 0 and sum to at most 1")
+	}
+	if c.cancelFrac > 0 && c.cancelAfter <= 0 {
+		return nil, errors.New("cancel-after must be positive")
+	}
 	prompts, err := loadPrompts(c.prompts)
 	if err != nil {
 		return nil, err
@@ -199,12 +235,28 @@ func run(c config) (*Report, error) {
 	var wg sync.WaitGroup
 	for w := range c.clients {
 		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(c.seed, uint64(w)))
 			for ctx.Err() == nil {
 				i := next.Add(1) - 1
 				if i >= int64(c.requests) {
 					return
 				}
-				results[w] = append(results[w], send(client, c.url+path, bodies[int(i)%len(bodies)]))
+				body := bodies[int(i)%len(bodies)]
+				u := rng.Float64()
+				switch {
+				case u < c.invalidFrac:
+					r := send(context.Background(), client, c.url+path, []byte(invalidBodies[rng.IntN(len(invalidBodies))]))
+					r.invalid = true
+					results[w] = append(results[w], r)
+				case u < c.invalidFrac+c.cancelFrac:
+					rctx, cancel := context.WithTimeout(context.Background(), time.Duration(rng.Int64N(int64(c.cancelAfter))+1))
+					r := send(rctx, client, c.url+path, body)
+					cancel()
+					r.cancelled = r.status == 0
+					results[w] = append(results[w], r)
+				default:
+					results[w] = append(results[w], send(context.Background(), client, c.url+path, body))
+				}
 			}
 		})
 	}
@@ -214,9 +266,14 @@ func run(c config) (*Report, error) {
 	return summarize(c, slices.Concat(results...), elapsed), nil
 }
 
-func send(client *http.Client, url string, body []byte) result {
+func send(ctx context.Context, client *http.Client, url string, body []byte) result {
 	t0 := time.Now()
-	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+	if err != nil {
+		return result{errKind: "bad request URL", latency: time.Since(t0)}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
 	if err != nil {
 		return result{errKind: classify(err), latency: time.Since(t0)}
 	}
@@ -243,6 +300,8 @@ func send(client *http.Client, url string, body []byte) result {
 func classify(err error) string {
 	var ne net.Error
 	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return "client gave up"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "client timeout"
 	case strings.Contains(err.Error(), "connection refused"):
@@ -271,12 +330,27 @@ func summarize(c config, rs []result, elapsed time.Duration) *Report {
 			key = r.errKind
 		}
 		rep.ByStatus[key]++
-		if r.status == 200 {
+		if r.invalid {
+			rep.Invalid++
+		}
+		if r.cancelled {
+			rep.Cancelled++
+		}
+		switch {
+		case r.status == 200 && !r.invalid:
 			rep.OK++
 			rep.PromptTokens += r.tokens
 			lats = append(lats, r.latency)
-		} else {
+		case r.status == 200:
 			rep.Errors++
+			rep.Unexpected++ // an invalid request was accepted
+		default:
+			rep.Errors++
+			expected := r.cancelled || r.status == http.StatusTooManyRequests ||
+				(r.invalid && r.status >= 400 && r.status < 500)
+			if !expected {
+				rep.Unexpected++
+			}
 		}
 	}
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
@@ -306,6 +380,10 @@ func printReport(w io.Writer, r *Report) {
 	}
 	fmt.Fprintf(w, "by status         %s\n", strings.Join(parts, ", "))
 	fmt.Fprintf(w, "errors            %d (anything but 200)\n", r.Errors)
+	if r.Invalid > 0 || r.Cancelled > 0 {
+		fmt.Fprintf(w, "mix               %d invalid on purpose, %d abandoned by the client\n", r.Invalid, r.Cancelled)
+	}
+	fmt.Fprintf(w, "unexpected        %d (not 200, not 4xx to invalid input, not 429, not a deliberate cancel)\n", r.Unexpected)
 	fmt.Fprintf(w, "requests/s        %.1f\n", r.RequestsPerSec)
 	fmt.Fprintf(w, "prompt tokens/s   %.0f (%d tokens)\n", r.PromptTokensPerS, r.PromptTokens)
 	fmt.Fprintf(w, "latency (200s)    p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms\n",

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -53,5 +54,30 @@ func TestRunCountsByStatus(t *testing.T) {
 	}
 	if rep.P50Seconds <= 0 || rep.P99Seconds < rep.P50Seconds {
 		t.Errorf("latency quantiles p50 %g p99 %g", rep.P50Seconds, rep.P99Seconds)
+	}
+}
+
+func TestRunMix(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&v); err != nil || v["allreduce"] == "fp8" || v["unknown_field"] != nil ||
+			v["logprobs"] == 99.0 || v["prompt"] == "" || v["tokens"] != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+		w.Write([]byte(`{"usage":{"prompt_tokens":3}}`))
+	}))
+	defer ts.Close()
+	rep, err := run(config{url: ts.URL, route: "prefill", clients: 8, duration: 20 * time.Second, requests: 200, logprobs: 1,
+		timeout: 5 * time.Second, invalidFrac: 0.3, cancelFrac: 0.2, cancelAfter: 2 * time.Millisecond, seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Unexpected != 0 || rep.Invalid == 0 || rep.Cancelled == 0 || rep.OK+rep.Invalid+rep.Cancelled != rep.Sent {
+		t.Errorf("report %+v", rep)
+	}
+	if rep.ByStatus["400"] != rep.Invalid || rep.ByStatus["client gave up"] != rep.Cancelled {
+		t.Errorf("by status %v with %d invalid and %d cancelled", rep.ByStatus, rep.Invalid, rep.Cancelled)
 	}
 }
