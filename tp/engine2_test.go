@@ -305,18 +305,12 @@ func TestResultAccounting(t *testing.T) {
 func TestComputeCharges(t *testing.T) {
 	cfg := stories(t).Config()
 	lens := []int{7, 30}
-	n := 0
-	pairs := 0
-	for _, l := range lens {
-		n += l
-		pairs += l * (l + 1) / 2
-	}
-	d, hd, h := cfg.Dim, cfg.HeadDim, cfg.HiddenDim
+	d, hd := cfg.Dim, cfg.HeadDim
+	n := 7 + 30
 	for _, size := range []int{1, 2, 8} {
+		// At tp 8 each kv head is computed on two ranks.
 		kvReplicas := max(1, size/cfg.KVHeads)
-		perLayer := 2*n*d*(cfg.Heads*hd) + 2*2*n*d*(cfg.KVHeads*hd)*kvReplicas + 2*n*(cfg.Heads*hd)*d +
-			3*2*n*d*h + 4*hd*cfg.Heads*pairs
-		want := float64(cfg.Layers*perLayer + 2*n*d*cfg.Vocab)
+		want := modelFLOPs(cfg, lens) + float64(cfg.Layers*2*2*n*d*cfg.KVHeads*hd*(kvReplicas-1))
 		cl := newExactCluster(size)
 		e, err := newEngine(stories(t), EngineConfig{TP: size}, cl)
 		if err != nil {

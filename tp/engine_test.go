@@ -194,6 +194,16 @@ func TestTinyStoriesNLL(t *testing.T) {
 	if len(seqs) != 800 {
 		t.Fatalf("got %d stories, want 800", len(seqs))
 	}
+	if raceEnabled {
+		// Under the race detector only the tp 1 / tp 4 agreement runs.
+		sub := seqs[:8]
+		s1, n1 := nllSums(t, []*Engine{storiesEngine(t, 1)}, sub, collective.CodecF32)
+		s4, n4 := nllSums(t, []*Engine{storiesEngine(t, 4)}, sub, collective.CodecF32)
+		if n1 != n4 || math.Abs(s1/float64(n1)-s4/float64(n4)) > 1e-5 {
+			t.Errorf("tp 4 NLL %.6f differs from tp 1 %.6f", s4/float64(n4), s1/float64(n1))
+		}
+		return
+	}
 	second, err := NewEngine(stories(t), EngineConfig{TP: 1, TPU: "v5e"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,111 @@
+package tp
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/model"
+	"github.com/equarx/equarx/weights"
+)
+
+// peakFLOPS is this machine kind's fp32 FMA peak on both cores with AVX-512
+// (../shared/PERF-NOTES.md: 529 GFLOP/s).
+const peakFLOPS = 529e9
+
+// modelFLOPs counts the FLOPs of one prefill of sequences of the given
+// lengths at tp 1: every weight matmul, 4·head_dim per causal (query, key,
+// head) pair within the sliding window if any, and the LM head.
+func modelFLOPs(cfg model.Config, lens []int) float64 {
+	var n, pairs float64
+	for l := 0; l < cfg.Layers; l++ {
+		for _, L := range lens {
+			for t := 0; t < L; t++ {
+				span := t + 1
+				if !cfg.IsGlobalLayer(l) && span > cfg.SlidingWindow {
+					span = cfg.SlidingWindow
+				}
+				pairs += float64(span)
+			}
+		}
+	}
+	for _, L := range lens {
+		n += float64(L)
+	}
+	d, h := float64(cfg.Dim), float64(cfg.HiddenDim)
+	q, kv := float64(cfg.Heads*cfg.HeadDim), float64(cfg.KVHeads*cfg.HeadDim)
+	perLayer := 2 * n * (d*q + 2*d*kv + q*d + 3*d*h)
+	return float64(cfg.Layers)*perLayer + pairs*4*float64(cfg.HeadDim*cfg.Heads) + 2*n*d*float64(cfg.Vocab)
+}
+
+// llama100M is a synthetic Llama of about 110M parameters (GPT-2-small
+// widths with a Llama MLP and a 32000-token vocabulary).
+func llama100M() model.Config {
+	return model.Config{Arch: "llama", Name: "llama-110m-synthetic", Dim: 768, HiddenDim: 2048, Layers: 12,
+		Heads: 12, KVHeads: 12, HeadDim: 64, Vocab: 32000, MaxSeqLen: 1024, NormEps: 1e-5,
+		RopeTheta: 10000, RopeStyle: model.RopeHalf, Activation: model.ActSiLU, TiedEmbeddings: true}
+}
+
+func benchPrefill(b *testing.B, src weights.Source, size int, seq []int) {
+	e, err := NewEngine(src, EngineConfig{TP: size, TPU: "v5e"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := e.Config()
+	flops := modelFLOPs(cfg, []int{len(seq)})
+	opts := PrefillOptions{Codec: collective.CodecInt8}
+	var sim float64
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := e.Prefill(context.Background(), [][]int{seq}, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sim = res.SimSeconds
+	}
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(float64(len(seq))/sec, "tok/s")
+	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+	b.ReportMetric(100*flops/sec/peakFLOPS, "%peak")
+	b.ReportMetric(sim*1e6, "sim-us/op")
+}
+
+func tokens512(vocab int) []int {
+	seq := make([]int, 512)
+	seq[0] = 1
+	for i := 1; i < len(seq); i++ {
+		seq[i] = (i*7919 + 13) % vocab
+	}
+	return seq
+}
+
+// BenchmarkPrefillStories: one 512-token prefill of stories260K (the
+// greedy sample continued), int8 AllReduce, v5e ring. GFLOP/s counts the
+// model FLOPs (modelFLOPs) per CPU wall second; %peak is against 529
+// GFLOP/s.
+func BenchmarkPrefillStories(b *testing.B) {
+	ids := greedyIDs(b)
+	seq := append(append([]int(nil), ids...), ids[1:256]...)
+	for _, size := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("tp=%d/blas=%s", size, model.BLAS), func(b *testing.B) {
+			benchPrefill(b, stories(b), size, seq)
+		})
+	}
+}
+
+// BenchmarkPrefillLlama110M: one 512-token prefill of a synthetic
+// 110M-parameter Llama.
+func BenchmarkPrefillLlama110M(b *testing.B) {
+	cfg := llama100M()
+	syn, err := weights.Synthetic(cfg, 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := &cachedSource{Source: syn, m: map[string]*weights.Tensor{}}
+	for _, size := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("tp=%d/blas=%s", size, model.BLAS), func(b *testing.B) {
+			benchPrefill(b, src, size, tokens512(cfg.Vocab))
+		})
+	}
+}
