@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"sync"
 
@@ -13,6 +14,27 @@ import (
 // ErrMismatch is wrapped when the ranks of a call disagree on its length or
 // options.
 var ErrMismatch = errors.New("ranks disagree")
+
+// ErrPanic is wrapped when this rank panicked during a call: the panic is
+// recovered on the rank's goroutine, its peers are aborted, and the call
+// returns this error instead of crashing the process.
+var ErrPanic = errors.New("panic during the call")
+
+// ErrCorrupt is wrapped when a received payload fails its length or
+// checksum check: the bytes were altered between sender and receiver.
+var ErrCorrupt = errors.New("payload corrupted in transit")
+
+// castagnoli is the CRC32-C table (hardware-accelerated on amd64 and arm64).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// payloadSum travels in the Meta of every payload message: the payload's
+// length and CRC32-C as the sender encoded them. The receiver checks both
+// before decoding, so a corrupted payload fails the call instead of being
+// summed.
+type payloadSum struct {
+	n   int
+	crc uint32
+}
 
 // headerID is the message id of a call's header.
 const headerID = math.MaxUint32
@@ -125,7 +147,11 @@ func (c *Communicator) AllReduce(ctx context.Context, buf []float32, opts Option
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v", p)
+			if pe, ok := p.(error); ok {
+				err = fmt.Errorf("%w: %w", ErrPanic, pe)
+			} else {
+				err = fmt.Errorf("%w: %v", ErrPanic, p)
+			}
 		}
 		if err != nil {
 			for r := 0; r < c.Size(); r++ {
@@ -228,6 +254,7 @@ func (c *Communicator) handshake(ctx context.Context, seq uint64, n int, opts Op
 func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf []float32) error {
 	ops := s.ops[c.rank]
 	slots := make([][]byte, s.slots[c.rank])
+	sums := make([]uint32, len(slots)) // CRC32-C of each slot's bytes
 	codec := s.codec
 	// One allocation per call for everything this rank encodes. Sent
 	// buffers are never written again, so receivers may keep reading them.
@@ -240,9 +267,11 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 			arena = arena[o.encLen:]
 			codec.Encode(b, buf[o.lo:o.hi])
 			slots[o.slot] = b
+			sums[o.slot] = crc32.Checksum(b, castagnoli)
 		case opSend:
 			tag := tpu.Tag{Epoch: c.epoch, Seq: seq, ID: uint32(o.msg)}
-			if err := c.dev.Send(o.peer, tag, slots[o.slot], nil); err != nil {
+			sum := payloadSum{n: len(slots[o.slot]), crc: sums[o.slot]}
+			if err := c.dev.Send(o.peer, tag, slots[o.slot], sum); err != nil {
 				return err
 			}
 		case opRecv:
@@ -252,9 +281,20 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 				return err
 			}
 			if len(m.Data) != o.encLen {
-				return fmt.Errorf("message %d from rank %d has %d bytes, want %d", o.msg, o.peer, len(m.Data), o.encLen)
+				return fmt.Errorf("message %d from rank %d has %d bytes, want %d: %w", o.msg, o.peer, len(m.Data), o.encLen, ErrCorrupt)
+			}
+			sum, ok := m.Meta.(payloadSum)
+			if !ok {
+				return fmt.Errorf("message %d from rank %d carries no checksum (%T): %w", o.msg, o.peer, m.Meta, ErrCorrupt)
+			}
+			if sum.n != len(m.Data) {
+				return fmt.Errorf("message %d from rank %d has %d bytes, its sender sent %d: %w", o.msg, o.peer, len(m.Data), sum.n, ErrCorrupt)
+			}
+			if got := crc32.Checksum(m.Data, castagnoli); got != sum.crc {
+				return fmt.Errorf("message %d from rank %d: CRC32-C %08x, its sender sent %08x: %w", o.msg, o.peer, got, sum.crc, ErrCorrupt)
 			}
 			slots[o.slot] = m.Data
+			sums[o.slot] = sum.crc
 		case opDecodeAdd:
 			codec.DecodeAdd(buf[o.lo:o.hi], slots[o.slot])
 		case opDecode:
