@@ -24,10 +24,14 @@ func PayloadFrom(rank int) MessageFilter {
 }
 
 // Once selects only the first message f selects, across all goroutines.
-func Once(f MessageFilter) MessageFilter {
-	var done atomic.Bool
+func Once(f MessageFilter) MessageFilter { return Nth(1, f) }
+
+// Nth selects only the n-th message (counting from 1) f selects, across
+// all goroutines: a fault in the middle of a run rather than at its start.
+func Nth(n int64, f MessageFilter) MessageFilter {
+	var seen atomic.Int64
 	return func(to int, m Message) bool {
-		return f(to, m) && done.CompareAndSwap(false, true)
+		return f(to, m) && seen.Add(1) == n
 	}
 }
 
