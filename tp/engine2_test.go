@@ -136,7 +136,10 @@ func TestRaggedBatchMatchesSingles(t *testing.T) {
 		batch := prefill(t, e, seqs, opts)
 		for i, s := range seqs {
 			one := prefill(t, e, [][]int{s}, opts)
-			if d := maxAbsDiff(one.Seqs[0].Logprobs, batch.Seqs[i].Logprobs); d > 1e-5 {
+			// A BLAS may pick other kernels (summation orders) for other row
+			// counts: each run is within ~1.5e-5 of the float64 reference
+			// (TestMatchesFloat64Reference), so they differ by < 3e-5.
+			if d := maxAbsDiff(one.Seqs[0].Logprobs, batch.Seqs[i].Logprobs); d > 5e-5 {
 				t.Errorf("tp %d seq %d: batched differs from alone by %.3g", size, i, d)
 			}
 			if len(batch.Seqs[i].TokenLogprobs) != len(s) || batch.Seqs[i].TokenLogprobs[0] != 0 {
