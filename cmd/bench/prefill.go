@@ -116,6 +116,7 @@ func runPrefillCmd(args []string, stdout io.Writer) error {
 	maxWeight := fs.Int64("max-weight-bytes", defaultMaxWeightBytes, "real runs: refuse models whose float32 weights exceed this many bytes")
 	seed := fs.Int64("seed", 1, "seed of synthetic weights and of the token ids")
 	jsonOut := fs.String("json", "", "write rows as a JSON array to this file")
+	mdOut := fs.String("markdown", "", "write the rows as Markdown tables to this file (a pivot of speedup vs bf16 by tp degree, then every row)")
 	plotOut := fs.String("plot", "", "write a PNG plot of the simulated speedup vs bf16 over tp degree, one line per model, TPU and codec")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -153,6 +154,13 @@ func runPrefillCmd(args []string, stdout io.Writer) error {
 		}
 		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", *jsonOut, err)
+		}
+	}
+	if *mdOut != "" {
+		var b strings.Builder
+		writePrefillMarkdown(&b, rows, skipped)
+		if err := os.WriteFile(*mdOut, []byte(b.String()), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", *mdOut, err)
 		}
 	}
 	if *plotOut != "" {
@@ -482,9 +490,15 @@ func writePrefillPlot(path string, rows []pfRow) error {
 	p.X.Label.Text = "tensor-parallel degree (devices)"
 	p.Y.Label.Text = "prefill speedup vs bf16 (simulated)"
 	series := map[string]plotter.XYs{}
+	var ticks []plot.Tick
+	seenTP := map[int]bool{}
 	for _, r := range rows {
 		if r.Codec == string(collective.CodecBF16) || r.SpeedupVsBF16 <= 0 || r.TP < 2 {
 			continue
+		}
+		if !seenTP[r.TP] {
+			seenTP[r.TP] = true
+			ticks = append(ticks, plot.Tick{Value: float64(r.TP), Label: strconv.Itoa(r.TP)})
 		}
 		k := fmt.Sprintf("%s %s %s", r.Model, r.TPU, r.Codec)
 		series[k] = append(series[k], plotter.XY{X: float64(r.TP), Y: r.SpeedupVsBF16})
@@ -511,6 +525,7 @@ func writePrefillPlot(path string, rows []pfRow) error {
 		p.Add(l, pts)
 		p.Legend.Add(k, l, pts)
 	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
@@ -518,4 +533,106 @@ func writePrefillPlot(path string, rows []pfRow) error {
 		return fmt.Errorf("plot: %w", err)
 	}
 	return nil
+}
+
+// writePrefillMarkdown renders a pivot (model and TPU by tp degree: serial
+// and overlapped speedup over bf16 per codec) and the full rows.
+func writePrefillMarkdown(w io.Writer, rows []pfRow, skipped []string) {
+	var tps []int
+	seenTP := map[int]bool{}
+	type key struct{ model, tpu, codec string }
+	var keys []key
+	seenKey := map[key]bool{}
+	cell := map[key]map[int]pfRow{}
+	for _, r := range rows {
+		if !seenTP[r.TP] {
+			seenTP[r.TP] = true
+			tps = append(tps, r.TP)
+		}
+		if r.Codec == string(collective.CodecBF16) {
+			continue
+		}
+		k := key{r.Model, r.TPU, r.Codec}
+		if !seenKey[k] {
+			seenKey[k] = true
+			keys = append(keys, k)
+			cell[k] = map[int]pfRow{}
+		}
+		cell[k][r.TP] = r
+	}
+	sort.Ints(tps)
+	if len(keys) > 0 {
+		fmt.Fprintf(w, "Prefill speedup over the bf16 AllReduce (simulated TPU time; serial schedule, with the overlapped schedule's in parentheses when priced; * = approximate, see Exact):\n\n")
+		fmt.Fprint(w, "| model | TPU | codec |")
+		for _, t := range tps {
+			fmt.Fprintf(w, " tp %d |", t)
+		}
+		fmt.Fprint(w, "\n|---|---|---|")
+		for range tps {
+			fmt.Fprint(w, "---|")
+		}
+		fmt.Fprintln(w)
+		for _, k := range keys {
+			fmt.Fprintf(w, "| %s | %s | %s |", k.model, k.tpu, k.codec)
+			for _, t := range tps {
+				r, ok := cell[k][t]
+				if !ok {
+					fmt.Fprint(w, " - |")
+					continue
+				}
+				star := ""
+				if !r.Exact {
+					star = "*"
+				}
+				if r.OverlapSimSeconds > 0 {
+					fmt.Fprintf(w, " %.3f%s (%.3f) |", r.SpeedupVsBF16, star, r.OverlapSpeedupVsBF16)
+				} else {
+					fmt.Fprintf(w, " %.3f%s |", r.SpeedupVsBF16, star)
+				}
+			}
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w)
+	}
+	wall := false
+	for _, r := range rows {
+		wall = wall || r.WallSeconds != nil
+	}
+	fmt.Fprint(w, "| model | TPU | topology | tokens | codec | used | sim ms | matmul ms | attention ms | elementwise ms | allreduce ms | AR share | speedup vs bf16 | overlap sim ms | overlap gain |")
+	if wall {
+		fmt.Fprint(w, " CPU wall s (measured) | CPU tokens/s (measured) |")
+	}
+	fmt.Fprint(w, "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	if wall {
+		fmt.Fprint(w, "---|---|")
+	}
+	fmt.Fprintln(w)
+	ms := func(s float64) string { return strconv.FormatFloat(s*1e3, 'f', 3, 64) }
+	for _, r := range rows {
+		star := ""
+		if !r.Exact {
+			star = "*"
+		}
+		ov, gain := "-", "-"
+		if r.OverlapSimSeconds > 0 {
+			ov, gain = ms(r.OverlapSimSeconds), fmt.Sprintf("%.3f", r.OverlapGain)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s%s | %s | %s | %s | %s | %.3f | %.3f | %s | %s |",
+			r.Model, r.TPU, r.Topology, r.Tokens, r.Codec, r.CodecUsed, ms(r.SimSeconds), star, ms(r.MatmulSeconds),
+			ms(r.AttentionSeconds), ms(r.ElementwiseSeconds), ms(r.AllReduceSeconds), r.AllReduceShare, r.SpeedupVsBF16, ov, gain)
+		if wall {
+			if r.WallSeconds != nil {
+				fmt.Fprintf(w, " %.4f | %.0f |", *r.WallSeconds, *r.WallTokensPerSec)
+			} else {
+				fmt.Fprint(w, " - | - |")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(w, "\nSkipped: %s.", s)
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintln(w)
+	}
 }
