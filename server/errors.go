@@ -86,7 +86,10 @@ func (s *Server) toAPIError(client context.Context, err error) *apiError {
 		return &apiError{status: http.StatusServiceUnavailable, typ: TypeUnavailable, msg: err.Error(), err: err}
 	case errors.Is(err, context.Canceled) && client.Err() != nil:
 		return &apiError{status: StatusClientClosed, typ: TypeCancelled, msg: "client closed the request", err: err}
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) && !errors.As(err, new(*engineError)):
+		// A deadline inside the engine (an AllReduce timeout) is the
+		// engine's failure, reported below; only the request's own
+		// deadline is a 504.
 		return &apiError{status: http.StatusGatewayTimeout, typ: TypeTimeout,
 			msg: fmt.Sprintf("request did not finish within %s", s.opts.RequestTimeout), err: err}
 	}
