@@ -73,7 +73,8 @@ done
 	--codecs bf16,int8 --dry-run --overlap --markdown "$work/prefill.md" --json "$work/prefill.json" >/dev/null
 
 # 3. The real stories260K engine on this CPU (measured wall time beside the
-# simulated time of the same run).
+# simulated time of the same run). The machines are shared: record the load.
+load="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 "$bench" prefill --model stories260k --tpu v5e --topology ring:1,ring:2,ring:4 --tokens 2048 --seqs 4 \
 	--codecs bf16,int8 --reps 5 --markdown "$work/stories.md" >/dev/null
 
@@ -147,8 +148,10 @@ Plots: $(for t in $tpus; do printf '[%s](bench_allreduce_%s.png) ' "$t" "$t"; do
 
 The engine runs stories260K (the real checkpoint) on emulated devices
 (goroutines) on this machine: a batch of 4 sequences of 512 tokens. CPU wall
-seconds are the median of 5 prefills, **measured** on $machine, $when;
-CPU tokens/s = 2048 / wall. The sim columns are the engine's own **simulated**
+seconds are the median of 5 prefills, **measured** on $machine, $when,
+with a load average of $load (1, 5, 15 min) when the measurement started (the
+machine is shared; compare rows of one run, not across runs); CPU tokens/s =
+2048 / wall. The sim columns are the engine's own **simulated**
 TPU time of the same run (v5e), which equals the dry-run price (the test
 \`perfmodel.TestPriceEqualsEngine\`). The CPU figures say how fast this machine
 emulates the devices, not how fast a TPU runs: the devices hand buffers over by
