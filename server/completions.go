@@ -101,8 +101,11 @@ func (s *Server) validateCompletion(be *loaded, req *CompletionRequest) (*comple
 		return nil, tooLarge("%d prompts in one request; the limit is %d", n, s.opts.MaxPrompts)
 	}
 	texts := prompts.kind == promptText || prompts.kind == promptTexts
-	addBOS := texts
-	if req.AddBOS != nil {
+	addBOS, explicit := texts, req.AddBOS != nil
+	if !texts {
+		addBOS = s.opts.IDPromptsAddBOS
+	}
+	if explicit {
 		addBOS = *req.AddBOS
 	}
 	for i := range prompts.len() {
@@ -117,7 +120,8 @@ func (s *Server) validateCompletion(be *loaded, req *CompletionRequest) (*comple
 			}
 		} else {
 			ids = prompts.ids[i]
-			if addBOS && len(ids) > 0 {
+			bos := be.Tokenizer.BOS()
+			if addBOS && len(ids) > 0 && (explicit || ids[0] != bos) {
 				ids = append([]int{be.Tokenizer.BOS()}, ids...)
 			}
 		}

@@ -213,3 +213,25 @@ func TestTokenPieces(t *testing.T) {
 		t.Errorf("tokenPieces = %q, want %q", got, want)
 	}
 }
+
+func TestCompletionsIDPromptsAddBOS(t *testing.T) {
+	eng := &fakeEngine{}
+	h := newTestServer(t, eng, func(o *Options) { o.IDPromptsAddBOS = true }).Handler()
+	for _, tc := range []struct {
+		body string
+		want []int // sequence lengths the engine saw
+	}{
+		{`{"prompt":[[100,101]],"max_tokens":0}`, []int{3}},                 // BOS prepended
+		{`{"prompt":[[1,100,101]],"max_tokens":0}`, []int{3}},               // already starts with BOS
+		{`{"prompt":[[100,101]],"max_tokens":0,"add_bos":false}`, []int{2}}, // the request wins
+		{`{"prompt":[[1,100]],"max_tokens":0,"add_bos":true}`, []int{3}},    // asked for explicitly
+	} {
+		if code, raw := do(t, h, "POST", "/v1/completions", tc.body); code != 200 {
+			t.Fatalf("%s: %d %s", tc.body, code, raw)
+		}
+		got := eng.batchLens()
+		if diff := cmp.Diff(tc.want, got[len(got)-1]); diff != "" {
+			t.Errorf("%s: engine saw (-want +got):\n%s", tc.body, diff)
+		}
+	}
+}

@@ -55,7 +55,11 @@ type Options struct {
 	RequestTimeout   time.Duration        // queueing + engine time of one request
 	MaxBodyBytes     int64                // request body limit; larger bodies get 413
 	MaxPrompts       int                  // most prompts in one /v1/completions request
-	Logger           *slog.Logger
+	// IDPromptsAddBOS makes /v1/completions prepend BOS to token-id prompts
+	// that do not start with it (lm-eval sends ids without BOS; models
+	// trained with BOS score better with it). A request's "add_bos" wins.
+	IDPromptsAddBOS bool
+	Logger          *slog.Logger
 }
 
 // DefaultOptions returns the documented serving defaults.

@@ -61,6 +61,7 @@ type Config struct {
 	RequestTimeout   Duration `json:"request_timeout"`
 	MaxBodyBytes     int64    `json:"max_body_bytes"`
 	MaxPrompts       int      `json:"max_prompts"`
+	IDPromptsAddBOS  bool     `json:"id_prompts_add_bos"` // /v1/completions: prepend BOS to token-id prompts
 
 	ReadTimeout       Duration `json:"read_timeout"`
 	ReadHeaderTimeout Duration `json:"read_header_timeout"`
@@ -140,6 +141,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, configPath *string, noBatching *bool
 	fs.Var(durationFlag{&c.RequestTimeout}, "request-timeout", "queueing + engine time allowed per request")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body")
 	fs.IntVar(&c.MaxPrompts, "max-prompts", c.MaxPrompts, "most prompts in one /v1/completions request")
+	fs.BoolVar(&c.IDPromptsAddBOS, "id-prompts-add-bos", c.IDPromptsAddBOS, "/v1/completions: prepend BOS to token-id prompts that lack it (lm-eval sends ids without BOS)")
 	fs.Var(durationFlag{&c.ReadTimeout}, "read-timeout", "http.Server ReadTimeout")
 	fs.Var(durationFlag{&c.ReadHeaderTimeout}, "read-header-timeout", "http.Server ReadHeaderTimeout")
 	fs.Var(durationFlag{&c.WriteTimeout}, "write-timeout", "http.Server WriteTimeout (must exceed --request-timeout)")
@@ -244,6 +246,7 @@ func (c *Config) serverOptions(logger *slog.Logger) server.Options {
 		RequestTimeout:   time.Duration(c.RequestTimeout),
 		MaxBodyBytes:     c.MaxBodyBytes,
 		MaxPrompts:       c.MaxPrompts,
+		IDPromptsAddBOS:  c.IDPromptsAddBOS,
 		Logger:           logger,
 	}
 	return o
