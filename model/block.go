@@ -350,7 +350,7 @@ func (b *decoderBlock) attention(st *State, q, k, v, out []float32) int {
 					}
 					var sum float32
 					for c, x := range valid {
-						ex := expNeg(x - maxv)
+						ex := ExpNeg(x - maxv)
 						valid[c] = ex
 						sum += ex
 					}

@@ -15,23 +15,23 @@ func TestExpNeg(t *testing.T) {
 	var worst float64
 	for i := 0; i < 200000; i++ { // x in (-87, 0]
 		x := -87 * float64(i) / 200000
-		got := float64(expNeg(float32(x)))
+		got := float64(ExpNeg(float32(x)))
 		want := math.Exp(float64(float32(x)))
 		rel := math.Abs(got-want) / want
 		worst = max(worst, rel)
 	}
-	t.Logf("expNeg max relative error on [-87, 0]: %.3g", worst)
+	t.Logf("ExpNeg max relative error on [-87, 0]: %.3g", worst)
 	if worst > 3e-7 {
-		t.Errorf("expNeg relative error %.3g > 3e-7", worst)
+		t.Errorf("ExpNeg relative error %.3g > 3e-7", worst)
 	}
-	if got := expNeg(-100); got != 0 {
-		t.Errorf("expNeg(-100) = %g", got)
+	if got := ExpNeg(-100); got != 0 {
+		t.Errorf("ExpNeg(-100) = %g", got)
 	}
-	if got := expNeg(float32(math.Inf(-1))); got != 0 {
-		t.Errorf("expNeg(-Inf) = %g", got)
+	if got := ExpNeg(float32(math.Inf(-1))); got != 0 {
+		t.Errorf("ExpNeg(-Inf) = %g", got)
 	}
-	if got := expNeg(float32(math.NaN())); got == got {
-		t.Errorf("expNeg(NaN) = %g", got)
+	if got := ExpNeg(float32(math.NaN())); got == got {
+		t.Errorf("ExpNeg(NaN) = %g", got)
 	}
 }
 

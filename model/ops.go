@@ -95,11 +95,12 @@ func geluTanh(x float32) float32 {
 	return float32(0.5 * xf * (1 + math.Tanh(c*(xf+0.044715*xf*xf*xf))))
 }
 
-// expNeg returns e^x for x <= 0 in float32 with a relative error below
-// 3e-7, about 2.5 float32 ulps (checked against math.Exp in the tests): x = n·ln2 + r with |r| <=
-// ln2/2, e^r by a degree-6 Taylor polynomial, times 2^n. Below -87 it
-// returns 0 (e^-87 ≈ 1.6e-38 is at the bottom of float32 normals).
-func expNeg(x float32) float32 {
+// ExpNeg returns e^x for x <= 0 in float32 with a relative error below
+// 3e-7, about 2.5 float32 ulps (checked against math.Exp in the tests):
+// x = n·ln2 + r with |r| <= ln2/2, e^r by a degree-6 Taylor polynomial,
+// times 2^n. At or below -87 it returns 0 (e^-87 ≈ 1.6e-38 is at the bottom
+// of float32 normals); NaN stays NaN.
+func ExpNeg(x float32) float32 {
 	if !(x > -87) { // NaN also lands here
 		if x != x {
 			return x

@@ -542,7 +542,7 @@ func rowStatsOf(row []float32, vlo, target, k int) rowStats {
 		}
 	}
 	for _, v := range row {
-		s.sumExp += math.Exp(float64(v - s.max))
+		s.sumExp += float64(model.ExpNeg(v - s.max))
 	}
 	if target >= vlo && target < vlo+len(row) {
 		s.target, s.hasTgt = row[target-vlo], true
