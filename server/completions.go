@@ -19,6 +19,10 @@ type completionPlan struct {
 	maxTokens int
 	logprobs  *int
 	echo      bool
+	// skip[i] is how many leading tokens of prompt i the server added (BOS
+	// before client token ids): they condition the answer but are not
+	// echoed, so the answer stays aligned with the ids the client sent.
+	skip []int
 }
 
 func (s *Server) handleCompletions(c *gin.Context) {
@@ -114,6 +118,7 @@ func (s *Server) validateCompletion(be *loaded, req *CompletionRequest) (*comple
 			what = fmt.Sprintf("prompt[%d]", i)
 		}
 		var ids []int
+		skip := 0
 		if texts {
 			if ids, err = be.encode(what, prompts.texts[i], addBOS); err != nil {
 				return nil, err
@@ -122,13 +127,15 @@ func (s *Server) validateCompletion(be *loaded, req *CompletionRequest) (*comple
 			ids = prompts.ids[i]
 			bos := be.Tokenizer.BOS()
 			if addBOS && len(ids) > 0 && (explicit || ids[0] != bos) {
-				ids = append([]int{be.Tokenizer.BOS()}, ids...)
+				ids = append([]int{bos}, ids...)
+				skip = 1
 			}
 		}
 		if err := be.checkIDs(what, ids); err != nil {
 			return nil, err
 		}
 		plan.specs = append(plan.specs, seqSpec{ids: ids, key: key, topK: k})
+		plan.skip = append(plan.skip, skip)
 	}
 	return plan, nil
 }
@@ -143,8 +150,9 @@ func buildChoice(be *loaded, plan *completionPlan, i int, r jobResult) (Completi
 	if plan.maxTokens == 1 {
 		ids = append(ids[:n:n], r.seq.Next[0].ID)
 	}
-	pieces := tokenPieces(be.Tokenizer, ids)
-	offsets := make([]int, len(ids))
+	skip := plan.skip[i]
+	pieces := tokenPieces(be.Tokenizer, ids)[skip:]
+	offsets := make([]int, len(pieces))
 	pos := 0
 	for j, p := range pieces {
 		offsets[j] = pos
@@ -154,7 +162,7 @@ func buildChoice(be *loaded, plan *completionPlan, i int, r jobResult) (Completi
 	if plan.echo {
 		ch.Text = strings.Join(pieces, "")
 	} else {
-		ch.Text = strings.Join(pieces[n:], "")
+		ch.Text = strings.Join(pieces[n-skip:], "")
 	}
 	if plan.logprobs == nil {
 		return ch, nil
@@ -171,15 +179,18 @@ func buildChoice(be *loaded, plan *completionPlan, i int, r jobResult) (Completi
 		return m
 	}
 	lp := &CompletionLogprobs{Tokens: []string{}, TokenLogprobs: []*float32{}, TopLogprobs: []map[string]float32{}, TextOffset: []int{}}
+	// add appends position j of the sequence the engine saw.
 	add := func(j int, logprob *float32, top map[string]float32) {
-		lp.Tokens = append(lp.Tokens, pieces[j])
+		lp.Tokens = append(lp.Tokens, pieces[j-skip])
 		lp.TokenLogprobs = append(lp.TokenLogprobs, logprob)
 		lp.TopLogprobs = append(lp.TopLogprobs, top)
-		lp.TextOffset = append(lp.TextOffset, offsets[j])
+		lp.TextOffset = append(lp.TextOffset, offsets[j-skip])
 	}
 	if plan.echo {
-		add(0, nil, nil)
-		for j := 1; j < n; j++ {
+		if skip == 0 {
+			add(0, nil, nil)
+		}
+		for j := max(1, skip); j < n; j++ {
 			var top map[string]float32
 			if k > 0 {
 				top = topMap(r.seq.TopK[j])

@@ -101,8 +101,8 @@ func TestCompletionsPromptShapes(t *testing.T) {
 			[]string{"abc", "xy"}, [][]string{{"", "a", "b", "c"}, {"", "x", "y"}}},
 		{"ids without bos", `{"prompt":[100,101],"max_tokens":1,"logprobs":1}`,
 			[]string{"c"}, [][]string{{"c"}}},
-		{"ids with add_bos", `{"prompt":[[100]],"max_tokens":0,"echo":true,"logprobs":1,"add_bos":true}`,
-			[]string{"a"}, [][]string{{"", "a"}}},
+		{"ids with add_bos: the added BOS is not echoed", `{"prompt":[[100]],"max_tokens":0,"echo":true,"logprobs":1,"add_bos":true}`,
+			[]string{"a"}, [][]string{{"a"}}},
 		{"string without bos, f32", `{"prompt":"ab","add_bos":false,"allreduce":"f32","echo":true,"logprobs":1}`,
 			[]string{"abc"}, [][]string{{"a", "b", "c"}}},
 	}
@@ -233,5 +233,32 @@ func TestCompletionsIDPromptsAddBOS(t *testing.T) {
 		if diff := cmp.Diff(tc.want, got[len(got)-1]); diff != "" {
 			t.Errorf("%s: engine saw (-want +got):\n%s", tc.body, diff)
 		}
+	}
+}
+
+// TestCompletionsServerBOSIsNotEchoed checks that a BOS the server prepends
+// to client ids conditions the answer without shifting it: lm-eval slices
+// token_logprobs[ctxlen:-1] by its own ids.
+func TestCompletionsServerBOSIsNotEchoed(t *testing.T) {
+	h := newTestServer(t, &fakeEngine{}, func(o *Options) { o.IDPromptsAddBOS = true }).Handler()
+	code, raw := do(t, h, "POST", "/v1/completions", `{"prompt":[[100,101,102]],"max_tokens":1,"echo":true,"logprobs":1}`)
+	if code != 200 {
+		t.Fatalf("%d %s", code, raw)
+	}
+	lp := decode[CompletionResponse](t, raw).Choices[0].Logprobs
+	f := func(x, y int) *float32 { v := fakeLogprob(x, y); return &v }
+	want := []*float32{f(1, 100), f(100, 101), f(101, 102), f(102, 103)}
+	if diff := cmp.Diff(want, lp.TokenLogprobs); diff != "" {
+		t.Errorf("token_logprobs (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"a", "b", "c", "d"}, lp.Tokens); diff != "" {
+		t.Errorf("tokens (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{0, 1, 2, 3}, lp.TextOffset); diff != "" {
+		t.Errorf("text_offset (-want +got):\n%s", diff)
+	}
+	sum, _ := lmEvalScore(t, CompletionChoice{Logprobs: lp}, 2)
+	if want := float64(fakeLogprob(101, 102)); sum != want {
+		t.Errorf("lm-eval continuation score %v, want %v", sum, want)
 	}
 }
