@@ -10,6 +10,7 @@ import (
 // RunInfo describes how a report was produced.
 type RunInfo struct {
 	Model       string  `json:"model"`
+	Tokenizer   string  `json:"tokenizer"`
 	Scorer      string  `json:"scorer"` // "engine" (in-process) or "http"
 	Server      string  `json:"server,omitempty"`
 	TP          int     `json:"tp"`

@@ -125,3 +125,21 @@ func TestLoadHellaSwagFile(t *testing.T) {
 		t.Errorf("got %d docs, version %q, split %q; want 1000, %q, val", len(task.Docs), task.Version, task.Split, HellaSwagVersion)
 	}
 }
+
+// FuzzReadTask: any input either fails cleanly or yields docs whose gold
+// index is in range.
+func FuzzReadTask(f *testing.F) {
+	f.Add(`{"ind": 1, "activity_label": "A b", "ctx_a": "x [title] y", "ctx_b": "zED", "endings": ["a", "[b]"], "label": "1"}`)
+	f.Add(`{"ind": 2, "activity_label": "", "ctx": "c", "endings": ["", "d"], "label": 0}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		task, err := ReadTask(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		for _, d := range task.Docs {
+			if d.Gold < 0 || d.Gold >= len(d.Choices) {
+				t.Fatalf("gold %d of %d choices", d.Gold, len(d.Choices))
+			}
+		}
+	})
+}

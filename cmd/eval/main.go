@@ -127,7 +127,7 @@ func (c *common) setup(ctx context.Context, stderr io.Writer) (evalharness.Backe
 	if err != nil {
 		return fail(err)
 	}
-	info := evalharness.RunInfo{BlockSizes: bs, TokenBudget: c.tokenBudget, MaxSeqs: c.maxSeqs, TopK: c.topK}
+	info := evalharness.RunInfo{Tokenizer: tokName, BlockSizes: bs, TokenBudget: c.tokenBudget, MaxSeqs: c.maxSeqs, TopK: c.topK}
 	if info.BlockSizes == nil {
 		info.BlockSizes = []int{}
 	}
@@ -144,7 +144,6 @@ func (c *common) setup(ctx context.Context, stderr io.Writer) (evalharness.Backe
 		return fail(err)
 	}
 	info.Model, info.Scorer, info.TP, info.Topology, info.TPU = be.Model, "engine", c.tp, c.topology, c.tpu
-	_ = tokName
 	return be, tok, codecs, pairs, info, closeFn, nil
 }
 
