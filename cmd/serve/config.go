@@ -53,6 +53,9 @@ type Config struct {
 	// FallbackElems: int8/int4 reductions shorter than this travel as bf16;
 	// 0 = the cost model's crossover, negative = never fall back.
 	FallbackElems int `json:"fallback_elems"`
+	// AllReduceTimeout bounds one AllReduce: a device that stops answering
+	// fails its batch after this long. 0 = the collective's default (30s).
+	AllReduceTimeout Duration `json:"allreduce_timeout"`
 
 	BatchTokenBudget int      `json:"batch_token_budget"`
 	MaxBatchSize     int      `json:"max_batch_size"` // 1 = no batching
@@ -139,6 +142,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, configPath *string, noBatching *bool
 	fs.Var(durationFlag{&c.BatchWait}, "batch-wait", "how long a batch waits for more requests")
 	fs.IntVar(&c.QueueLimit, "queue-limit", c.QueueLimit, "sequences waiting for the engine before requests get 429")
 	fs.Var(durationFlag{&c.RequestTimeout}, "request-timeout", "queueing + engine time allowed per request")
+	fs.Var(durationFlag{&c.AllReduceTimeout}, "allreduce-timeout", "time one AllReduce may take before its batch fails (0 = the collective's default, 30s)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body")
 	fs.IntVar(&c.MaxPrompts, "max-prompts", c.MaxPrompts, "most prompts in one /v1/completions request")
 	fs.BoolVar(&c.IDPromptsAddBOS, "id-prompts-add-bos", c.IDPromptsAddBOS, "/v1/completions: prepend BOS to token-id prompts that lack it (lm-eval sends ids without BOS)")
@@ -217,6 +221,9 @@ func (c *Config) validate() error {
 	}
 	if c.ReadTimeout <= 0 || c.ReadHeaderTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("read, read-header, write, idle and shutdown timeouts must be positive")
+	}
+	if c.AllReduceTimeout < 0 {
+		return fmt.Errorf("allreduce_timeout must not be negative, got %s", time.Duration(c.AllReduceTimeout))
 	}
 	if c.WriteTimeout <= c.RequestTimeout {
 		return fmt.Errorf("write_timeout %s must exceed request_timeout %s, or answers are cut off",

@@ -199,7 +199,7 @@ func loadBackend(cfg *Config, log *slog.Logger) (server.Backend, func(), error) 
 		src.Close()
 		return server.Backend{}, nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	eng, err := tp.NewEngine(src, tp.EngineConfig{TP: cfg.TP, Topology: cfg.Topology, TPU: cfg.TPU, FallbackElems: cfg.FallbackElems})
+	eng, err := tp.NewEngine(src, tp.EngineConfig{TP: cfg.TP, Topology: cfg.Topology, TPU: cfg.TPU, FallbackElems: cfg.FallbackElems, Timeout: time.Duration(cfg.AllReduceTimeout)})
 	if err != nil {
 		src.Close()
 		return server.Backend{}, nil, fmt.Errorf("engine: %w", err)
