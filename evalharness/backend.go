@@ -101,9 +101,8 @@ type TopEntry struct {
 
 // CollapseTop keys top-K candidates by token text the way OpenAI-style
 // top_logprobs objects do: ids that render to the same text collapse into
-// one entry holding the largest log-probability. Text is first made valid
-// UTF-8 as encoding/json does on the wire (WireText), so byte-fallback
-// tokens of non-ASCII bytes all become "\uFFFD". The result is sorted by
+// one entry holding the largest log-probability. Text is named as the
+// server names it on the wire (WireText). The result is sorted by
 // log-probability, then text.
 func CollapseTop(ids []int, logprobs []float32, text func(int) string) []TopEntry {
 	out := make([]TopEntry, len(ids))
@@ -126,21 +125,18 @@ next:
 	return out[:n]
 }
 
-// WireText replaces every byte that is not part of valid UTF-8 with U+FFFD,
-// byte by byte, as encoding/json does when it writes a string.
+// WireText is the name the server's completions endpoint gives a token in
+// top_logprobs: its text when that is valid UTF-8, otherwise its bytes
+// written as "bytes:\\xNN..." (OpenAI's convention), so that byte-fallback
+// tokens stay distinct keys on the wire.
 func WireText(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
 	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			b.WriteString("\uFFFD")
-		} else {
-			b.WriteString(s[i : i+n])
-		}
-		i += n
+	b.WriteString("bytes:")
+	for i := 0; i < len(s); i++ {
+		fmt.Fprintf(&b, "\\x%02x", s[i])
 	}
 	return b.String()
 }

@@ -190,8 +190,9 @@ func fakeCompletions(m *fakeModel, tok pieceTokenizer) http.Handler {
 				c.Logprobs.TokenLogprobs = append(c.Logprobs.TokenLogprobs, &v)
 				top := map[string]float64{}
 				for _, t := range s.TopK[i] {
-					if old, ok := top[tok.token(t.ID)]; !ok || float64(t.Logprob) > old {
-						top[tok.token(t.ID)] = float64(t.Logprob)
+					// Named as the server names keys (WireText).
+					if old, ok := top[WireText(tok.token(t.ID))]; !ok || float64(t.Logprob) > old {
+						top[WireText(tok.token(t.ID))] = float64(t.Logprob)
 					}
 				}
 				c.Logprobs.TopLogprobs = append(c.Logprobs.TopLogprobs, top)

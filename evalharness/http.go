@@ -52,9 +52,8 @@ type completionLogprobs struct {
 }
 
 // topObject is one top_logprobs object read with its duplicate keys kept:
-// a server that renders several ids as the same text (every non-ASCII
-// byte-fallback token becomes "\uFFFD" on the wire) may write that key more
-// than once, and a map would keep whichever came last.
+// a server that renders several ids as the same text may write that key
+// more than once, and a map would keep whichever came last.
 type topObject []TopEntry
 
 func (t *topObject) UnmarshalJSON(b []byte) error {

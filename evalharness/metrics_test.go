@@ -181,15 +181,15 @@ func TestNumJSON(t *testing.T) {
 }
 
 func TestWireText(t *testing.T) {
-	b, err := json.Marshal("a\xe2b\xff\xfe" + "é")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want string
-	if err := json.Unmarshal(b, &want); err != nil {
-		t.Fatal(err)
-	}
-	if got := WireText("a\xe2b\xff\xfe" + "é"); got != want {
-		t.Errorf("WireText = %q, encoding/json gives %q", got, want)
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{" Once", " Once"},
+		{"é", "é"},
+		{"\xe2", `bytes:\xe2`},
+		{"a\xe2b\xff", `bytes:\x61\xe2\x62\xff`},
+	} {
+		if got := WireText(c.in); got != c.want {
+			t.Errorf("WireText(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/equarx/equarx/collective"
 	"github.com/equarx/equarx/model"
@@ -140,6 +141,17 @@ type piecer interface{ Piece(id int) string }
 // vocabulary piece, or "<id N>".
 func tokenName(t Tokenizer, id int) string {
 	if s := t.Token(id); s != "" {
+		if !utf8.ValidString(s) {
+			// A byte-fallback piece of a multi-byte character: JSON would
+			// turn every such key into the same U+FFFD, so name the bytes
+			// the way OpenAI's API does.
+			var b strings.Builder
+			b.WriteString("bytes:")
+			for i := 0; i < len(s); i++ {
+				fmt.Fprintf(&b, "\\x%02x", s[i])
+			}
+			return b.String()
+		}
 		return s
 	}
 	if p, ok := t.(piecer); ok {
