@@ -455,6 +455,21 @@ func writePlot(path string, rows []arRow) error {
 	if len(series) == 0 {
 		return errors.New("plot: no rows with a codec other than bf16 and a positive size")
 	}
+	if err := addSeries(p, series); err != nil {
+		return err
+	}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+	if err := p.Save(9*vg.Inch, 6*vg.Inch, path); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	return nil
+}
+
+// addSeries draws one line with point markers per series, in key order, each
+// sorted by X, with a legend entry.
+func addSeries(p *plot.Plot, series map[string]plotter.XYs) error {
 	keys := make([]string, 0, len(series))
 	for k := range series {
 		keys = append(keys, k)
@@ -473,12 +488,6 @@ func writePlot(path string, rows []arRow) error {
 		pts.Shape = plotutil.Shape(i)
 		p.Add(l, pts)
 		p.Legend.Add(k, l, pts)
-	}
-	p.Legend.Top = true
-	p.Legend.Left = true
-	p.Add(plotter.NewGrid())
-	if err := p.Save(9*vg.Inch, 6*vg.Inch, path); err != nil {
-		return fmt.Errorf("plot: %w", err)
 	}
 	return nil
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/equarx/equarx/weights"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 )
 
@@ -506,24 +505,8 @@ func writePrefillPlot(path string, rows []pfRow) error {
 	if len(series) == 0 {
 		return errors.New("plot: no rows with tp >= 2 and a codec other than bf16")
 	}
-	keys := make([]string, 0, len(series))
-	for k := range series {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		xy := series[k]
-		sort.Slice(xy, func(a, b int) bool { return xy[a].X < xy[b].X })
-		l, pts, err := plotter.NewLinePoints(xy)
-		if err != nil {
-			return err
-		}
-		l.Color = plotutil.Color(i)
-		l.Dashes = plotutil.Dashes(i / 7)
-		pts.Color = plotutil.Color(i)
-		pts.Shape = plotutil.Shape(i)
-		p.Add(l, pts)
-		p.Legend.Add(k, l, pts)
+	if err := addSeries(p, series); err != nil {
+		return err
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.Legend.Top = true
