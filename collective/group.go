@@ -177,7 +177,8 @@ func (c *Communicator) AllReduce(ctx context.Context, buf []float32, opts Option
 	if err != nil {
 		return Stats{}, err
 	}
-	if err := c.execute(ctx, s, seq, buf); err != nil {
+	var qe quantErr
+	if err := c.execute(ctx, s, seq, buf, &qe); err != nil {
 		return Stats{}, err
 	}
 	start := make([]float64, c.Size())
@@ -206,6 +207,7 @@ func (c *Communicator) AllReduce(ctx context.Context, buf []float32, opts Option
 	return Stats{
 		Codec: p.codec.Kind(), Algorithm: p.algorithm, Elements: len(buf),
 		WireBytes: s.wire[c.rank], SimSeconds: res.end[c.rank] - start[c.rank],
+		QuantErrSq: qe.errSq, QuantRefSq: qe.refSq,
 	}, nil
 }
 
@@ -251,10 +253,11 @@ func (c *Communicator) handshake(ctx context.Context, seq uint64, n int, opts Op
 }
 
 // execute runs this rank's steps of the schedule on buf.
-func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf []float32) error {
+func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf []float32, qe *quantErr) error {
 	ops := s.ops[c.rank]
 	slots := make([][]byte, s.slots[c.rank])
 	sums := make([]uint32, len(slots)) // CRC32-C of each slot's bytes
+	local := make([]bool, len(slots))  // slot holds bytes this rank encoded
 	codec := s.codec
 	// One allocation per call for everything this rank encodes. Sent
 	// buffers are never written again, so receivers may keep reading them.
@@ -268,6 +271,7 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 			codec.Encode(b, buf[o.lo:o.hi])
 			slots[o.slot] = b
 			sums[o.slot] = crc32.Checksum(b, castagnoli)
+			local[o.slot] = true
 		case opSend:
 			tag := tpu.Tag{Epoch: c.epoch, Seq: seq, ID: uint32(o.msg)}
 			sum := payloadSum{n: len(slots[o.slot]), crc: sums[o.slot]}
@@ -295,14 +299,41 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 			}
 			slots[o.slot] = m.Data
 			sums[o.slot] = sum.crc
+			local[o.slot] = false
 		case opDecodeAdd:
 			codec.DecodeAdd(buf[o.lo:o.hi], slots[o.slot])
 		case opDecode:
-			codec.Decode(buf[o.lo:o.hi], slots[o.slot])
+			dst := buf[o.lo:o.hi]
+			if !local[o.slot] || codec.Kind() == CodecF32 {
+				codec.Decode(dst, slots[o.slot])
+				break
+			}
+			// The owner replaces its exact reduced values with what its
+			// peers will decode: measure what that costs.
+			exact := append([]float32(nil), dst...)
+			codec.Decode(dst, slots[o.slot])
+			qe.add(exact, dst)
 		}
 		if o.last {
 			slots[o.slot] = nil
 		}
 	}
 	return nil
+}
+
+// quantErr accumulates, in float64, the squared error the final quantization
+// of a rank's reduced values causes and the squared values themselves.
+// Non-finite pairs are skipped: they have no finite error to report.
+type quantErr struct{ errSq, refSq float64 }
+
+func (q *quantErr) add(exact, got []float32) {
+	got = got[:len(exact)]
+	for i, x := range exact {
+		e := float64(x) - float64(got[i])
+		if math.IsNaN(e) || math.IsInf(e, 0) {
+			continue
+		}
+		q.errSq += e * e
+		q.refSq += float64(x) * float64(x)
+	}
 }

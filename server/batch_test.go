@@ -335,6 +335,8 @@ func TestMetricsContent(t *testing.T) {
 		`equarx_sim_tpu_seconds_total{codec="int8"} 0.001`,
 		`equarx_sim_tpu_allreduce_seconds_total{codec="f32"} 0.0004`,
 		`equarx_engine_wall_seconds_count{codec="int8"} 1`,
+		`equarx_allreduce_quant_rel_rms_error_count{codec="int8"} 1`,
+		`equarx_allreduce_quant_rel_rms_error_sum{codec="int8"} 0.007`,
 		`equarx_queue_depth 0`,
 		`equarx_ready 1`,
 		`equarx_request_prompt_tokens_count 2`,
@@ -344,6 +346,9 @@ func TestMetricsContent(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	if strings.Contains(text, `equarx_allreduce_quant_rel_rms_error_count{codec="f32"}`) {
+		t.Error("exact f32 calls must not be observed in the quantization-error histogram")
 	}
 }
 

@@ -36,6 +36,7 @@ type batchInfo struct {
 	SimAllReduceSeconds float64
 	AllReduceCalls      int
 	WireBytes           int64
+	QuantRelErrRMS      float64
 	Codec               collective.CodecKind
 }
 
@@ -268,6 +269,7 @@ func (b *batcher) run(batch []*job) {
 		SimAllReduceSeconds: res.SimAllReduceSeconds,
 		AllReduceCalls:      res.AllReduceCalls,
 		WireBytes:           res.WireBytes,
+		QuantRelErrRMS:      res.QuantRelErrRMS,
 		Codec:               res.Codec,
 	}
 	if info.Codec == "" {

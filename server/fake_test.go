@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/equarx/equarx/collective"
 	"sync"
 	"time"
 
@@ -127,6 +128,9 @@ func (f *fakeEngine) Prefill(ctx context.Context, seqs [][]int, opts tp.PrefillO
 	}
 	res := &tp.PrefillResult{Codec: opts.Codec, SimSeconds: 1e-3, SimAllReduceSeconds: 4e-4,
 		WallSeconds: 2e-3, AllReduceCalls: 10, WireBytes: 1000}
+	if opts.Codec != collective.CodecF32 {
+		res.QuantRelErrRMS = 0.007
+	}
 	for _, s := range seqs {
 		n := len(s)
 		r := tp.SeqResult{TokenLogprobs: make([]float32, n), TopK: make([][]tp.TokenLogprob, n)}

@@ -29,6 +29,7 @@ type metrics struct {
 	wireBytes      *prometheus.CounterVec
 	simSeconds     *prometheus.CounterVec
 	simARSeconds   *prometheus.CounterVec
+	quantErr       *prometheus.HistogramVec
 	ready          prometheus.Gauge
 }
 
@@ -79,12 +80,16 @@ func newMetrics(queueDepth func() float64) *metrics {
 		simARSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "equarx_sim_tpu_allreduce_seconds_total", Help: "Simulated TPU time spent in AllReduce, by codec.",
 		}, []string{"codec"}),
+		quantErr: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "equarx_allreduce_quant_rel_rms_error", Help: "Relative RMS error of the final AllReduce quantization of each engine call (all-gather encoding of the reduced values), by codec actually used; f32 calls are not observed.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 2, 14),
+		}, []string{"codec"}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "equarx_ready", Help: "1 once the model is loaded and requests are served.",
 		}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.promptTokens, m.requestTokens, m.batchSeqs, m.batchTokens,
-		m.engineWall, m.engineErrors, m.rejected, m.allreduceCalls, m.wireBytes, m.simSeconds, m.simARSeconds, m.ready,
+		m.engineWall, m.engineErrors, m.rejected, m.allreduceCalls, m.wireBytes, m.simSeconds, m.simARSeconds, m.quantErr, m.ready,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "equarx_queue_depth", Help: "Sequences waiting for the engine.",
 		}, queueDepth),
@@ -130,4 +135,7 @@ func (m *metrics) observeBatch(seqs, tokens int, codec collective.CodecKind, res
 	m.wireBytes.WithLabelValues(used).Add(float64(res.WireBytes))
 	m.simSeconds.WithLabelValues(used).Add(res.SimSeconds)
 	m.simARSeconds.WithLabelValues(used).Add(res.SimAllReduceSeconds)
+	if res.QuantRelErrRMS > 0 {
+		m.quantErr.WithLabelValues(used).Observe(res.QuantRelErrRMS)
+	}
 }

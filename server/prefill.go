@@ -233,14 +233,15 @@ func buildPrefillResponse(be *loaded, sp seqSpec, r jobResult) (*PrefillResponse
 
 func timingOf(b batchInfo) Timing {
 	return Timing{
-		WallSeconds:        b.WallSeconds,
-		SimTPUSeconds:      b.SimSeconds,
-		SimAllReduceSecond: b.SimAllReduceSeconds,
-		AllReduceCalls:     b.AllReduceCalls,
-		AllReduceCodec:     string(b.Codec),
-		AllReduceWireBytes: b.WireBytes,
-		BatchSequences:     b.Sequences,
-		BatchTokens:        b.Tokens,
+		WallSeconds:          b.WallSeconds,
+		SimTPUSeconds:        b.SimSeconds,
+		SimAllReduceSecond:   b.SimAllReduceSeconds,
+		AllReduceCalls:       b.AllReduceCalls,
+		AllReduceCodec:       string(b.Codec),
+		AllReduceWireBytes:   b.WireBytes,
+		AllReduceQuantRelErr: b.QuantRelErrRMS,
+		BatchSequences:       b.Sequences,
+		BatchTokens:          b.Tokens,
 	}
 }
 

@@ -52,8 +52,11 @@ type Timing struct {
 	// "bf16+int8" says both were used.
 	AllReduceCodec     string `json:"allreduce_codec_used"`
 	AllReduceWireBytes int64  `json:"allreduce_wire_bytes"`
-	BatchSequences     int    `json:"batch_sequences"`
-	BatchTokens        int    `json:"batch_tokens"`
+	// AllReduceQuantRelErr is the relative RMS error of the final
+	// quantization of the call's AllReduces (0 for f32 or one device).
+	AllReduceQuantRelErr float64 `json:"allreduce_quant_rel_rms_error"`
+	BatchSequences       int     `json:"batch_sequences"`
+	BatchTokens          int     `json:"batch_tokens"`
 }
 
 // PrefillResponse is the answer of POST /v1/prefill.

@@ -46,5 +46,11 @@ type PrefillResult struct {
 	WallSeconds    float64
 	AllReduceCalls int
 	WireBytes      int64 // AllReduce bytes sent, summed over devices
+	// QuantRelErrRMS is the relative RMS error of the final quantization
+	// step of every AllReduce of the batch (the all-gather encoding of the
+	// reduced values, over all ranks): sqrt(sum err^2 / sum value^2). 0 for
+	// f32, or with one device. Re-quantization during reduce-scatter hops is
+	// not included.
+	QuantRelErrRMS float64
 	Codec          collective.CodecKind
 }

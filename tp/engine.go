@@ -78,6 +78,9 @@ type rankStats struct {
 	wireBytes  int64
 	simSeconds float64
 	codecs     map[collective.CodecKind]int
+	// Squared final-quantization error of the values this rank owned in
+	// its AllReduces, and the squared values (collective.Stats).
+	quantErrSq, quantRefSq float64
 }
 
 // rank is one device of the engine with its shard of the weights.
@@ -443,9 +446,11 @@ func (e *Engine) Prefill(ctx context.Context, seqs [][]int, opts PrefillOptions)
 	}
 
 	res := &PrefillResult{Codec: codec}
-	var simEnd float64
+	var simEnd, qErr, qRef float64
 	codecs := map[collective.CodecKind]int{}
 	for _, rk := range e.ranks {
+		qErr += rk.stats.quantErrSq
+		qRef += rk.stats.quantRefSq
 		simEnd = max(simEnd, rk.dev.Now())
 		res.SimAllReduceSeconds = max(res.SimAllReduceSeconds, rk.stats.simSeconds)
 		res.WireBytes += rk.stats.wireBytes
@@ -454,6 +459,9 @@ func (e *Engine) Prefill(ctx context.Context, seqs [][]int, opts PrefillOptions)
 		}
 	}
 	res.AllReduceCalls = e.ranks[0].stats.calls
+	if qRef > 0 {
+		res.QuantRelErrRMS = math.Sqrt(qErr / qRef)
+	}
 	if len(codecs) > 0 {
 		names := make([]string, 0, len(codecs))
 		for c := range codecs {

@@ -72,5 +72,7 @@ func allReduce(ctx context.Context, rk *rank, buf []float32) error {
 	rk.stats.wireBytes += st.WireBytes
 	rk.stats.simSeconds += st.SimSeconds
 	rk.stats.codecs[st.Codec]++
+	rk.stats.quantErrSq += st.QuantErrSq
+	rk.stats.quantRefSq += st.QuantRefSq
 	return nil
 }
