@@ -164,6 +164,12 @@ func (c *Communicator) AllReduce(ctx context.Context, buf []float32, opts Option
 		}
 	}()
 
+	// A rank whose context is already done must not join: its header would
+	// let peers run ahead, and whether its own receives then fail is a race.
+	// Failing here aborts every peer before any of them can finish.
+	if err := ctx.Err(); err != nil {
+		return Stats{}, fmt.Errorf("called with a done context: %w", err)
+	}
 	hs, err := c.handshake(ctx, seq, len(buf), opts)
 	if err != nil {
 		return Stats{}, err
