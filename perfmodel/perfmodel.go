@@ -14,6 +14,7 @@ import (
 
 	"github.com/equarx/equarx/collective"
 	"github.com/equarx/equarx/model"
+	"github.com/equarx/equarx/tp"
 	"github.com/equarx/equarx/tpu"
 )
 
@@ -131,38 +132,18 @@ type shard struct {
 	vs      int // LM head vocab rows
 }
 
-// splitRange mirrors tp's even split: the first n%size ranks get one more.
-func splitRange(n, size, rank int) (lo, hi int) {
-	q, r := n/size, n%size
-	lo = rank*q + min(rank, r)
-	hi = lo + q
-	if rank < r {
-		hi++
-	}
-	return lo, hi
-}
-
-// shardOf mirrors tp's head and MLP split: query heads evenly (n_heads must
-// be divisible by tp), the kv heads those query heads read (replicated when
-// there are fewer kv heads than ranks), MLP and vocab rows as evenly as
-// possible.
+// shardOf is tp's split (tp.HeadShard, tp.SplitRange): query heads
+// evenly (n_heads must be divisible by tp), the kv heads those query heads
+// read, MLP and vocab rows as evenly as possible.
 func shardOf(cfg *model.Config, size, rank int) (shard, error) {
-	if cfg.Heads%size != 0 {
-		return shard{}, fmt.Errorf("%w: n_heads %d is not divisible by tp %d", ErrInvalid, cfg.Heads, size)
+	hs, err := tp.HeadShard(*cfg, size, rank)
+	if err != nil {
+		return shard{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	nq := cfg.Heads / size
-	group := cfg.Heads / cfg.KVHeads
-	qFirst := rank * nq
-	kvFirst := qFirst / group
-	kvLast := (qFirst + nq - 1) / group
-	hlo, hhi := splitRange(cfg.HiddenDim, size, rank)
-	vlo, vhi := splitRange(cfg.Vocab, size, rank)
-	return shard{nq: nq, nkv: kvLast - kvFirst + 1, hid: hhi - hlo, vs: vhi - vlo}, nil
+	hlo, hhi := tp.SplitRange(cfg.HiddenDim, size, rank)
+	vlo, vhi := tp.SplitRange(cfg.Vocab, size, rank)
+	return shard{nq: hs.QHeads, nkv: hs.KVHeads, hid: hhi - hlo, vs: vhi - vlo}, nil
 }
-
-// lmHeadChunkRows mirrors tp's headChunkRows: the LM head runs on chunks
-// of this many rows.
-const lmHeadChunkRows = 64
 
 // rows is a set of batch rows: their positions within their sequences.
 type rows struct {
@@ -272,8 +253,8 @@ func closePart(c *clock, cfg *model.Config, f flavor, r rows) Breakdown {
 func tail(c *clock, cfg *model.Config, sh shard, r rows) (norm, head Breakdown) {
 	n, d := r.n(), cfg.Dim
 	norm.ElementwiseSeconds = c.elementwise(float64(2 * 4 * n * d))
-	for r0 := 0; r0 < n; r0 += lmHeadChunkRows {
-		k := min(lmHeadChunkRows, n-r0)
+	for r0 := 0; r0 < n; r0 += tp.HeadChunkRows {
+		k := min(tp.HeadChunkRows, n-r0)
 		head.MatmulSeconds += c.compute(matmulFlops(k, sh.vs, d))
 		head.ElementwiseSeconds += c.elementwise(float64(2 * 4 * k * sh.vs))
 	}

@@ -32,8 +32,8 @@ const MaxTopK = 20
 // (2^27 float32 values = 512 MiB).
 const maxFullLogprobValues = 1 << 27
 
-// headChunkRows is how many rows of logits a rank holds at once.
-const headChunkRows = 64
+// HeadChunkRows is how many rows of logits a rank holds at once.
+const HeadChunkRows = 64
 
 // EngineConfig selects the mesh an engine runs on. The codec and block size
 // are not here: they are chosen per Prefill call.
@@ -48,6 +48,20 @@ type EngineConfig struct {
 	SegmentElems  int
 	FallbackElems int
 	Timeout       time.Duration
+}
+
+// AllReduceOptions are the options every AllReduce of a prefill with opts
+// runs with: the call's codec ("" = int8) and block size, the engine's
+// algorithm, segmenting, fallback and timeout.
+func (c EngineConfig) AllReduceOptions(opts PrefillOptions) collective.Options {
+	codec := opts.Codec
+	if codec == "" {
+		codec = collective.CodecInt8
+	}
+	return collective.Options{
+		Codec: codec, BlockSize: opts.BlockSize, Algorithm: c.Algorithm,
+		SegmentElems: c.SegmentElems, FallbackElems: c.FallbackElems, Timeout: c.Timeout,
+	}
 }
 
 // device is what a rank needs of an emulated TPU device.
@@ -139,7 +153,7 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster) (*Engine, erro
 		return nil, fmt.Errorf("tp: mesh has %d devices, tp is %d", size, ecfg.TP)
 	}
 	for r := 0; r < size; r++ {
-		if _, err := headShard(cfg, size, r); err != nil {
+		if _, err := HeadShard(cfg, size, r); err != nil {
 			return nil, fmt.Errorf("tp: %w (query heads are split evenly over ranks)", err)
 		}
 	}
@@ -232,11 +246,11 @@ func readNorms(src weights.Source, arch model.Architecture, l int, cfg model.Con
 func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) error {
 	cfg := e.cfg
 	hd := cfg.HeadDim
-	hs, err := headShard(cfg, rk.size, rk.id)
+	hs, err := HeadShard(cfg, rk.size, rk.id)
 	if err != nil {
 		return err
 	}
-	hlo, hhi := splitRange(cfg.HiddenDim, rk.size, rk.id)
+	hlo, hhi := SplitRange(cfg.HiddenDim, rk.size, rk.id)
 	rows := func(l int, short string, lo, hi int) (*model.Weight, error) {
 		t, err := src.Rows(fmt.Sprintf("layers.%d.%s", l, short), lo, hi)
 		if err != nil {
@@ -290,7 +304,7 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 	}
 	// LM head: vocab-parallel, each rank owns a contiguous range of vocab
 	// rows; the log-softmax statistics are combined exactly afterwards.
-	rk.vlo, rk.vhi = splitRange(cfg.Vocab, rk.size, rk.id)
+	rk.vlo, rk.vhi = SplitRange(cfg.Vocab, rk.size, rk.id)
 	if cfg.TiedEmbeddings {
 		rk.head = e.embed[rk.vlo*cfg.Dim : rk.vhi*cfg.Dim]
 	} else {
@@ -390,14 +404,8 @@ func (e *Engine) Prefill(ctx context.Context, seqs [][]int, opts PrefillOptions)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("tp: prefill: %w", err)
 	}
-	codec := opts.Codec
-	if codec == "" {
-		codec = collective.CodecInt8
-	}
-	copts := collective.Options{
-		Codec: codec, BlockSize: opts.BlockSize, Algorithm: e.ecfg.Algorithm,
-		SegmentElems: e.ecfg.SegmentElems, FallbackElems: e.ecfg.FallbackElems, Timeout: e.ecfg.Timeout,
-	}
+	copts := e.ecfg.AllReduceOptions(opts)
+	codec := copts.Codec
 	n := in.b.N
 	var full []float32
 	if opts.FullLogprobs {
@@ -521,9 +529,9 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 
 	vs := rk.vhi - rk.vlo
 	out := make([]rowStats, n)
-	logits := make([]float32, headChunkRows*vs)
-	for r0 := 0; r0 < n; r0 += headChunkRows {
-		rows := min(headChunkRows, n-r0)
+	logits := make([]float32, HeadChunkRows*vs)
+	for r0 := 0; r0 < n; r0 += HeadChunkRows {
+		rows := min(HeadChunkRows, n-r0)
 		flops, err := model.MatMulT(x[r0*d:], rows, d, rk.head, vs, logits)
 		if err != nil {
 			return nil, fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)

@@ -18,10 +18,10 @@ func divide(n, d int) (int, error) {
 	return n / d, nil
 }
 
-// splitRange returns the half-open range [lo, hi) of n items that rank owns
+// SplitRange returns the half-open range [lo, hi) of n items that rank owns
 // when n is split over size ranks as evenly as possible: the first n%size
 // ranks get one item more (hidden 172 over 8 ranks: 22,22,22,22,21,21,21,21).
-func splitRange(n, size, rank int) (lo, hi int) {
+func SplitRange(n, size, rank int) (lo, hi int) {
 	q, r := n/size, n%size
 	lo = rank*q + min(rank, r)
 	hi = lo + q
@@ -31,12 +31,12 @@ func splitRange(n, size, rank int) (lo, hi int) {
 	return lo, hi
 }
 
-// headShard returns the attention heads rank computes. Query heads are
+// HeadShard returns the attention heads rank computes. Query heads are
 // split evenly (n_heads must be divisible by tp). Each rank then holds the
 // kv heads its query heads read: with n_kv_heads >= tp this is an even split
 // of the kv heads, with fewer kv heads than ranks each kv head is replicated
 // on the tp/n_kv_heads ranks that share it.
-func headShard(cfg model.Config, size, rank int) (model.HeadShard, error) {
+func HeadShard(cfg model.Config, size, rank int) (model.HeadShard, error) {
 	nq, err := divide(cfg.Heads, size)
 	if err != nil {
 		return model.HeadShard{}, fmt.Errorf("tp %d: n_heads: %w", size, err)

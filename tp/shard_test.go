@@ -21,11 +21,11 @@ func TestSplitRange(t *testing.T) {
 	for _, tc := range tests {
 		var got [][2]int
 		for r := 0; r < tc.size; r++ {
-			lo, hi := splitRange(tc.n, tc.size, r)
+			lo, hi := SplitRange(tc.n, tc.size, r)
 			got = append(got, [2]int{lo, hi})
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
-			t.Errorf("splitRange(%d, %d) (-want +got):\n%s", tc.n, tc.size, diff)
+			t.Errorf("SplitRange(%d, %d) (-want +got):\n%s", tc.n, tc.size, diff)
 		}
 	}
 }
@@ -68,7 +68,7 @@ func TestHeadShard(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []S
 			for r := 0; r < tc.size; r++ {
-				s, err := headShard(tc.cfg, tc.size, r)
+				s, err := HeadShard(tc.cfg, tc.size, r)
 				if err != nil {
 					if !tc.wantErr {
 						t.Fatalf("rank %d: %v", r, err)

@@ -361,9 +361,7 @@ func prefillGroup(ctx context.Context, cfg pfConfig, mc model.Config, prof tpu.P
 	}
 	ids := tokenIDs(lengths, mc.Vocab, cfg.Seed)
 	price := func(c collective.CodecKind) (*perfmodel.Estimate, error) {
-		// The options tp.Engine.Prefill passes to every AllReduce.
-		opts := collective.Options{Codec: c, Algorithm: ecfg.Algorithm, SegmentElems: ecfg.SegmentElems,
-			FallbackElems: ecfg.FallbackElems, Timeout: ecfg.Timeout}
+		opts := ecfg.AllReduceOptions(tp.PrefillOptions{Codec: c})
 		return perfmodel.Price(mc, lengths, perfmodel.Setup{TP: size, Topology: topo, Profile: prof, AllReduce: opts, Overlap: cfg.Overlap})
 	}
 	var rows []pfRow
