@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/equarx/equarx/tpu"
+	"github.com/equarx/equarx/transport"
 )
 
 // ErrMismatch is wrapped when the ranks of a call disagree on its length or
@@ -27,14 +28,18 @@ var ErrCorrupt = errors.New("payload corrupted in transit")
 // castagnoli is the CRC32-C table (hardware-accelerated on amd64 and arm64).
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// payloadSum travels in the Meta of every payload message: the payload's
-// length and CRC32-C as the sender encoded them. The receiver checks both
-// before decoding, so a corrupted payload fails the call instead of being
-// summed.
-type payloadSum struct {
-	n   int
-	crc uint32
+// Transport moves one rank's tagged messages to and from its peers: the
+// emulated device of a tpu.Mesh in one process, or a network endpoint
+// (package transport) between processes. Messages carry the CRC32-C of
+// their payload as the sender computed it; the communicator checks length
+// and checksum before decoding anything.
+type Transport interface {
+	SendMessage(to int, m transport.Message) error
+	Recv(ctx context.Context, from int, tag transport.Tag) (transport.Message, error)
+	Abort(to int, epoch, seq uint64, cause error)
 }
+
+var _ Transport = (*tpu.Device)(nil)
 
 // headerID is the message id of a call's header.
 const headerID = math.MaxUint32
@@ -46,7 +51,8 @@ const headerID = math.MaxUint32
 type Communicator struct {
 	rank  int
 	mesh  *tpu.Mesh
-	dev   *tpu.Device
+	dev   *tpu.Device // this rank's simulated clock and link state
+	tr    Transport
 	epoch uint64
 	seq   uint64
 	g     *group
@@ -56,8 +62,9 @@ type Communicator struct {
 // priced schedule of each call, computed once instead of once per rank
 // (every rank would compute the same result from the same headers).
 type group struct {
-	mu   sync.Mutex
-	sims map[uint64]*simEntry
+	mu    sync.Mutex
+	sims  map[uint64]*simEntry
+	local int // ranks of the group in this process
 }
 
 type simEntry struct {
@@ -68,11 +75,11 @@ type simEntry struct {
 }
 
 // simulateOnce prices call seq's schedule once for the whole group.
-func (g *group) simulateOnce(seq uint64, size int, f func() (simResult, error)) (simResult, error) {
+func (g *group) simulateOnce(seq uint64, f func() (simResult, error)) (simResult, error) {
 	g.mu.Lock()
 	e, ok := g.sims[seq]
 	if !ok {
-		e = &simEntry{left: size}
+		e = &simEntry{left: g.local}
 		g.sims[seq] = e
 		for k := range g.sims {
 			if k+16 < seq { // left behind by a call that failed on some rank
@@ -98,13 +105,46 @@ func NewGroup(m *tpu.Mesh) ([]*Communicator, error) {
 		return nil, errors.New("collective: new group: nil mesh")
 	}
 	epoch := m.NewEpoch()
-	g := &group{sims: map[uint64]*simEntry{}}
+	g := &group{sims: map[uint64]*simEntry{}, local: m.Size()}
 	cs := make([]*Communicator, m.Size())
 	for r := range cs {
-		cs[r] = &Communicator{rank: r, mesh: m, dev: m.Device(r), epoch: epoch, g: g}
+		cs[r] = &Communicator{rank: r, mesh: m, dev: m.Device(r), tr: m.Device(r), epoch: epoch, g: g}
 	}
 	return cs, nil
 }
+
+// NewRemoteGroup returns the communicators of the ranks this process runs
+// in a group that spans processes. m describes the whole group (topology
+// and profile, used to plan and price every call) and holds the simulated
+// clocks of this process's devices; tr[i] is the transport of rank
+// local[i]. Every process of the group must pass the same epoch: it tags
+// every message, so a group formed after a failure never sees the
+// messages of the one before.
+func NewRemoteGroup(m *tpu.Mesh, epoch uint64, local []int, tr []Transport) ([]*Communicator, error) {
+	if m == nil {
+		return nil, errors.New("collective: new remote group: nil mesh")
+	}
+	if len(local) == 0 || len(local) != len(tr) {
+		return nil, fmt.Errorf("collective: new remote group: %d local ranks, %d transports", len(local), len(tr))
+	}
+	g := &group{sims: map[uint64]*simEntry{}, local: len(local)}
+	cs := make([]*Communicator, len(local))
+	seen := map[int]bool{}
+	for i, r := range local {
+		if r < 0 || r >= m.Size() || seen[r] {
+			return nil, fmt.Errorf("collective: new remote group: bad or repeated local rank %d of %d", r, m.Size())
+		}
+		if tr[i] == nil {
+			return nil, fmt.Errorf("collective: new remote group: rank %d has no transport", r)
+		}
+		seen[r] = true
+		cs[i] = &Communicator{rank: r, mesh: m, dev: m.Device(r), tr: tr[i], epoch: epoch, g: g}
+	}
+	return cs, nil
+}
+
+// Epoch is the epoch that tags this communicator's messages.
+func (c *Communicator) Epoch() uint64 { return c.epoch }
 
 // Rank is this communicator's rank.
 func (c *Communicator) Rank() int { return c.rank }
@@ -156,7 +196,7 @@ func (c *Communicator) AllReduce(ctx context.Context, buf []float32, opts Option
 		if err != nil {
 			for r := 0; r < c.Size(); r++ {
 				if r != c.rank {
-					c.dev.Abort(r, c.epoch, seq, err)
+					c.tr.Abort(r, c.epoch, seq, err)
 				}
 			}
 			err = fmt.Errorf("collective: rank %d: AllReduce #%d of %d values: %w", c.rank, seq, len(buf), err)
@@ -195,7 +235,7 @@ func (c *Communicator) AllReduce(ctx context.Context, buf []float32, opts Option
 			linkFree[id] = h.linkFree[i]
 		}
 	}
-	res, err := c.g.simulateOnce(seq, c.Size(), func() (simResult, error) {
+	res, err := c.g.simulateOnce(seq, func() (simResult, error) {
 		return simulate(s, nw, start, linkFree)
 	})
 	if err != nil {
@@ -222,10 +262,12 @@ func (c *Communicator) AllReduce(ctx context.Context, buf []float32, opts Option
 func (c *Communicator) handshake(ctx context.Context, seq uint64, n int, opts Options) ([]header, error) {
 	opts.Timeout = 0
 	mine := header{seq: seq, n: n, opts: opts, clock: c.dev.Now(), linkFree: c.dev.LinkFree()}
-	tag := tpu.Tag{Epoch: c.epoch, Seq: seq, ID: headerID}
+	tag := transport.Tag{Epoch: c.epoch, Seq: seq, ID: headerID}
+	enc := mine.marshal()
+	sum := crc32.Checksum(enc, castagnoli)
 	for r := 0; r < c.Size(); r++ {
 		if r != c.rank {
-			if err := c.dev.Send(r, tag, nil, mine); err != nil {
+			if err := c.tr.SendMessage(r, transport.Message{Tag: tag, Data: enc, Sum: sum}); err != nil {
 				return nil, err
 			}
 		}
@@ -236,22 +278,25 @@ func (c *Communicator) handshake(ctx context.Context, seq uint64, n int, opts Op
 		if r == c.rank {
 			continue
 		}
-		m, err := c.dev.Recv(ctx, r, tag)
+		m, err := c.tr.Recv(ctx, r, tag)
 		if err != nil {
 			return nil, fmt.Errorf("waiting for rank %d to join: %w", r, err)
 		}
-		h, ok := m.Meta.(header)
-		if !ok {
-			return nil, fmt.Errorf("rank %d sent a malformed header (%T)", r, m.Meta)
+		if got := crc32.Checksum(m.Data, castagnoli); got != m.Sum {
+			return nil, fmt.Errorf("header from rank %d: CRC32-C %08x, its sender sent %08x: %w", r, got, m.Sum, ErrCorrupt)
+		}
+		h, err := unmarshalHeader(m.Data, len(c.mesh.Network().OutLinks(r)))
+		if err != nil {
+			return nil, fmt.Errorf("rank %d sent a malformed header: %w", r, err)
+		}
+		if h.seq != seq {
+			return nil, fmt.Errorf("rank %d sent the header of call %d in call %d: %w", r, h.seq, seq, ErrMismatch)
 		}
 		if h.n != n {
 			return nil, fmt.Errorf("rank %d called with %d values, this rank with %d: %w", r, h.n, n, ErrMismatch)
 		}
 		if h.opts != opts {
 			return nil, fmt.Errorf("rank %d called with options %+v, this rank with %+v: %w", r, h.opts, opts, ErrMismatch)
-		}
-		if len(h.linkFree) != len(c.mesh.Network().OutLinks(r)) {
-			return nil, fmt.Errorf("rank %d sent %d link times: %w", r, len(h.linkFree), ErrMismatch)
 		}
 		hs[r] = h
 	}
@@ -279,32 +324,24 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 			sums[o.slot] = crc32.Checksum(b, castagnoli)
 			local[o.slot] = true
 		case opSend:
-			tag := tpu.Tag{Epoch: c.epoch, Seq: seq, ID: uint32(o.msg)}
-			sum := payloadSum{n: len(slots[o.slot]), crc: sums[o.slot]}
-			if err := c.dev.Send(o.peer, tag, slots[o.slot], sum); err != nil {
+			tag := transport.Tag{Epoch: c.epoch, Seq: seq, ID: uint32(o.msg)}
+			if err := c.tr.SendMessage(o.peer, transport.Message{Tag: tag, Data: slots[o.slot], Sum: sums[o.slot]}); err != nil {
 				return err
 			}
 		case opRecv:
-			tag := tpu.Tag{Epoch: c.epoch, Seq: seq, ID: uint32(o.msg)}
-			m, err := c.dev.Recv(ctx, o.peer, tag)
+			tag := transport.Tag{Epoch: c.epoch, Seq: seq, ID: uint32(o.msg)}
+			m, err := c.tr.Recv(ctx, o.peer, tag)
 			if err != nil {
 				return err
 			}
 			if len(m.Data) != o.encLen {
 				return fmt.Errorf("message %d from rank %d has %d bytes, want %d: %w", o.msg, o.peer, len(m.Data), o.encLen, ErrCorrupt)
 			}
-			sum, ok := m.Meta.(payloadSum)
-			if !ok {
-				return fmt.Errorf("message %d from rank %d carries no checksum (%T): %w", o.msg, o.peer, m.Meta, ErrCorrupt)
-			}
-			if sum.n != len(m.Data) {
-				return fmt.Errorf("message %d from rank %d has %d bytes, its sender sent %d: %w", o.msg, o.peer, len(m.Data), sum.n, ErrCorrupt)
-			}
-			if got := crc32.Checksum(m.Data, castagnoli); got != sum.crc {
-				return fmt.Errorf("message %d from rank %d: CRC32-C %08x, its sender sent %08x: %w", o.msg, o.peer, got, sum.crc, ErrCorrupt)
+			if got := crc32.Checksum(m.Data, castagnoli); got != m.Sum {
+				return fmt.Errorf("message %d from rank %d: CRC32-C %08x, its sender sent %08x: %w", o.msg, o.peer, got, m.Sum, ErrCorrupt)
 			}
 			slots[o.slot] = m.Data
-			sums[o.slot] = sum.crc
+			sums[o.slot] = m.Sum
 			local[o.slot] = false
 		case opDecodeAdd:
 			codec.DecodeAdd(buf[o.lo:o.hi], slots[o.slot])

@@ -3,6 +3,8 @@ package tpu
 import (
 	"fmt"
 	"sync/atomic"
+
+	"github.com/equarx/equarx/transport"
 )
 
 // Mesh is a set of emulated devices connected by a Network.
@@ -22,7 +24,7 @@ type Device struct {
 	rank  int
 	mesh  *Mesh
 	clock float64
-	inbox *inbox
+	inbox *transport.Inbox
 }
 
 // NewMesh creates the devices of a topology, all clocks at zero.
@@ -33,7 +35,7 @@ func NewMesh(topo Topology, prof Profile) (*Mesh, error) {
 	}
 	m := &Mesh{nw: nw, linkFree: make([]float64, nw.NumLinks())}
 	for r := 0; r < topo.Size(); r++ {
-		m.devices = append(m.devices, &Device{rank: r, mesh: m, inbox: newInbox()})
+		m.devices = append(m.devices, &Device{rank: r, mesh: m, inbox: transport.NewInbox(r)})
 	}
 	return m, nil
 }

@@ -265,9 +265,9 @@ func TestTransport(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		time.Sleep(10 * time.Millisecond)
-		a.Send(1, Tag{1, 1, 8}, []byte{3}, "meta")
+		a.Send(1, Tag{Epoch: 1, Seq: 1, ID: 8}, []byte{3}, "meta")
 	}()
-	msg, err = b.Recv(ctx, 0, Tag{1, 1, 8})
+	msg, err = b.Recv(ctx, 0, Tag{Epoch: 1, Seq: 1, ID: 8})
 	wg.Wait()
 	if err != nil || msg.Meta != "meta" {
 		t.Fatalf("Recv = %+v, %v", msg, err)
@@ -276,7 +276,7 @@ func TestTransport(t *testing.T) {
 	// Timeout.
 	tctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if _, err := b.Recv(tctx, 0, Tag{1, 1, 9}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := b.Recv(tctx, 0, Tag{Epoch: 1, Seq: 1, ID: 9}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Recv without a message: %v, want deadline exceeded", err)
 	}
 
@@ -288,24 +288,24 @@ func TestTransport(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		m.Device(2).Abort(1, 1, 2, cause)
 	}()
-	_, err = b.Recv(ctx, 0, Tag{1, 2, 0})
+	_, err = b.Recv(ctx, 0, Tag{Epoch: 1, Seq: 2, ID: 0})
 	wg.Wait()
 	if !errors.Is(err, ErrAborted) || !errors.Is(err, cause) {
 		t.Errorf("aborted Recv: %v, want ErrAborted wrapping the cause", err)
 	}
-	if _, err := b.Recv(ctx, 2, Tag{1, 2, 1}); !errors.Is(err, ErrAborted) {
+	if _, err := b.Recv(ctx, 2, Tag{Epoch: 1, Seq: 2, ID: 1}); !errors.Is(err, ErrAborted) {
 		t.Errorf("Recv after abort: %v", err)
 	}
 
 	// Messages of older calls are dropped once a newer call is received.
-	a.Send(1, Tag{1, 3, 0}, []byte{9}, nil)
-	a.Send(1, Tag{1, 4, 0}, []byte{10}, nil)
-	if msg, err := b.Recv(ctx, 0, Tag{1, 4, 0}); err != nil || msg.Data[0] != 10 {
+	a.Send(1, Tag{Epoch: 1, Seq: 3, ID: 0}, []byte{9}, nil)
+	a.Send(1, Tag{Epoch: 1, Seq: 4, ID: 0}, []byte{10}, nil)
+	if msg, err := b.Recv(ctx, 0, Tag{Epoch: 1, Seq: 4, ID: 0}); err != nil || msg.Data[0] != 10 {
 		t.Fatalf("Recv = %+v, %v", msg, err)
 	}
 	tctx2, cancel2 := context.WithTimeout(ctx, 10*time.Millisecond)
 	defer cancel2()
-	if _, err := b.Recv(tctx2, 0, Tag{1, 3, 0}); err == nil {
+	if _, err := b.Recv(tctx2, 0, Tag{Epoch: 1, Seq: 3, ID: 0}); err == nil {
 		t.Error("a message of an older call was still delivered")
 	}
 
@@ -329,14 +329,14 @@ func TestFaultHook(t *testing.T) {
 		return msg, true
 	})
 	a, b := m.Device(0), m.Device(1)
-	a.Send(1, Tag{1, 1, 1}, []byte{1}, nil)
-	a.Send(1, Tag{1, 1, 2}, []byte{1}, nil)
+	a.Send(1, Tag{Epoch: 1, Seq: 1, ID: 1}, []byte{1}, nil)
+	a.Send(1, Tag{Epoch: 1, Seq: 1, ID: 2}, []byte{1}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if msg, err := b.Recv(ctx, 0, Tag{1, 1, 2}); err != nil || msg.Data[0] != 0xfe {
+	if msg, err := b.Recv(ctx, 0, Tag{Epoch: 1, Seq: 1, ID: 2}); err != nil || msg.Data[0] != 0xfe {
 		t.Errorf("corrupted message: %+v, %v", msg, err)
 	}
-	if _, err := b.Recv(ctx, 0, Tag{1, 1, 1}); err == nil {
+	if _, err := b.Recv(ctx, 0, Tag{Epoch: 1, Seq: 1, ID: 1}); err == nil {
 		t.Error("dropped message was delivered")
 	}
 	m.SetFaultHook(nil)

@@ -2,35 +2,17 @@ package tpu
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
+
+	"github.com/equarx/equarx/transport"
 )
 
 // Tag identifies a message: the communicator epoch, the call's sequence
 // number within the epoch, and the message's id within the call.
-type Tag struct {
-	Epoch, Seq uint64
-	ID         uint32
-}
+type Tag = transport.Tag
 
-func (t Tag) call() callKey { return callKey{t.Epoch, t.Seq} }
-
-type callKey struct{ epoch, seq uint64 }
-
-func (c callKey) less(o callKey) bool {
-	return c.epoch < o.epoch || (c.epoch == o.epoch && c.seq < o.seq)
-}
-
-// Message is what travels between devices. Data is immutable once sent:
-// receivers may forward it but never modify it. Meta carries control
-// information (for example a call header) and must also be immutable.
-type Message struct {
-	From int
-	Tag  Tag
-	Data []byte
-	Meta any
-}
+// Message is what travels between devices (see transport.Message).
+type Message = transport.Message
 
 // FaultHook sees every message before delivery. It may delay (sleep),
 // replace the message (a corrupted copy), or drop it (deliver = false). It
@@ -47,75 +29,30 @@ func (m *Mesh) SetFaultHook(h FaultHook) {
 }
 
 // ErrAborted is wrapped by Recv when a peer aborted the call.
-var ErrAborted = errors.New("call aborted by a peer")
-
-type msgKey struct {
-	from int
-	tag  Tag
-}
-
-type inbox struct {
-	mu      sync.Mutex
-	msgs    map[msgKey]Message
-	waiters map[msgKey]chan Message
-	aborts  map[callKey]abortMark
-	abortCh map[callKey]chan struct{}
-	oldest  callKey // messages of calls before this one are dropped
-}
-
-type abortMark struct {
-	from  int
-	cause error
-}
-
-func (a abortMark) err(rank, from int, tag Tag) error {
-	if a.cause == nil {
-		return fmt.Errorf("tpu: device %d: receive from %d (seq %d, id %d): %w", rank, from, tag.Seq, tag.ID, ErrAborted)
-	}
-	return fmt.Errorf("tpu: device %d: receive from %d (seq %d, id %d): %w by device %d: %w",
-		rank, from, tag.Seq, tag.ID, ErrAborted, a.from, a.cause)
-}
-
-func newInbox() *inbox {
-	return &inbox{
-		msgs:    map[msgKey]Message{},
-		waiters: map[msgKey]chan Message{},
-		aborts:  map[callKey]abortMark{},
-		abortCh: map[callKey]chan struct{}{},
-	}
-}
+var ErrAborted = transport.ErrAborted
 
 // Send delivers a message to device `to` without blocking. The transport
 // itself costs no simulated time: the collective prices transfers from its
 // schedule.
 func (d *Device) Send(to int, tag Tag, data []byte, meta any) error {
+	return d.SendMessage(to, Message{Tag: tag, Data: data, Meta: meta})
+}
+
+// SendMessage delivers msg (its From set to this device) to device `to`
+// without blocking, as Send does.
+func (d *Device) SendMessage(to int, msg Message) error {
 	if to < 0 || to >= d.mesh.Size() || to == d.rank {
 		return fmt.Errorf("tpu: device %d: send to invalid device %d", d.rank, to)
 	}
-	msg := Message{From: d.rank, Tag: tag, Data: data, Meta: meta}
+	msg.From = d.rank
 	if h := d.mesh.hook.Load(); h != nil {
 		var ok bool
 		if msg, ok = (*h)(to, msg); !ok {
 			return nil
 		}
 	}
-	d.mesh.devices[to].inbox.put(msg)
+	d.mesh.devices[to].inbox.Put(msg)
 	return nil
-}
-
-func (b *inbox) put(m Message) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if m.Tag.call().less(b.oldest) {
-		return // a call every receiver has moved past
-	}
-	k := msgKey{m.From, m.Tag}
-	if ch, ok := b.waiters[k]; ok {
-		delete(b.waiters, k)
-		ch <- m
-		return
-	}
-	b.msgs[k] = m
 }
 
 // Recv waits for the message with the given tag from device `from`. It
@@ -125,82 +62,11 @@ func (d *Device) Recv(ctx context.Context, from int, tag Tag) (Message, error) {
 	if from < 0 || from >= d.mesh.Size() || from == d.rank {
 		return Message{}, fmt.Errorf("tpu: device %d: receive from invalid device %d", d.rank, from)
 	}
-	b := d.inbox
-	k := msgKey{from, tag}
-	b.mu.Lock()
-	b.advance(tag.call())
-	if m, ok := b.msgs[k]; ok {
-		delete(b.msgs, k)
-		b.mu.Unlock()
-		return m, nil
+	m, err := d.inbox.Recv(ctx, from, tag)
+	if err != nil {
+		return Message{}, fmt.Errorf("tpu: %w", err)
 	}
-	if a, ok := b.aborts[tag.call()]; ok {
-		b.mu.Unlock()
-		return Message{}, a.err(d.rank, from, tag)
-	}
-	ch := make(chan Message, 1)
-	b.waiters[k] = ch
-	abort := b.abortChan(tag.call())
-	b.mu.Unlock()
-	select {
-	case m := <-ch:
-		return m, nil
-	case <-abort:
-		b.mu.Lock()
-		a := b.aborts[tag.call()]
-		delete(b.waiters, k)
-		b.mu.Unlock()
-		return Message{}, a.err(d.rank, from, tag)
-	case <-ctx.Done():
-		b.mu.Lock()
-		delete(b.waiters, k)
-		b.mu.Unlock()
-		select {
-		case m := <-ch:
-			return m, nil
-		default:
-		}
-		return Message{}, fmt.Errorf("tpu: device %d: receive from %d (seq %d, id %d): %w",
-			d.rank, from, tag.Seq, tag.ID, ctx.Err())
-	}
-}
-
-// abortChan returns the channel closed when the call is aborted. b.mu held.
-func (b *inbox) abortChan(c callKey) chan struct{} {
-	ch, ok := b.abortCh[c]
-	if !ok {
-		ch = make(chan struct{})
-		b.abortCh[c] = ch
-	}
-	return ch
-}
-
-// advance drops messages and abort marks of calls older than c. b.mu held.
-func (b *inbox) advance(c callKey) {
-	if !b.oldest.less(c) {
-		return
-	}
-	b.oldest = c
-	for k := range b.msgs {
-		if k.tag.call().less(c) {
-			delete(b.msgs, k)
-		}
-	}
-	for k := range b.aborts {
-		if k.less(c) {
-			delete(b.aborts, k)
-		}
-	}
-	for k, ch := range b.abortCh {
-		if k.less(c) {
-			select {
-			case <-ch:
-			default:
-				close(ch)
-			}
-			delete(b.abortCh, k)
-		}
-	}
+	return m, nil
 }
 
 // Abort tells device `to` that this device gave up the call (epoch, seq):
@@ -209,17 +75,5 @@ func (d *Device) Abort(to int, epoch, seq uint64, cause error) {
 	if to < 0 || to >= d.mesh.Size() || to == d.rank {
 		return
 	}
-	b := d.mesh.devices[to].inbox
-	c := callKey{epoch, seq}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if c.less(b.oldest) {
-		return
-	}
-	if _, ok := b.aborts[c]; ok {
-		return
-	}
-	b.aborts[c] = abortMark{from: d.rank, cause: cause}
-	ch := b.abortChan(c)
-	close(ch)
+	d.mesh.devices[to].inbox.Abort(d.rank, transport.Call{Epoch: epoch, Seq: seq}, cause)
 }
