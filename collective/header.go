@@ -126,4 +126,3 @@ func (r *reader) name() string {
 	}
 	return string(r.take(n))
 }
-
