@@ -56,6 +56,8 @@ type Communicator struct {
 	epoch uint64
 	seq   uint64
 	g     *group
+	// scratch is the encode arena kept between calls (see arena).
+	scratch []byte
 }
 
 // group is the state the communicators of one group share in-process: the
@@ -312,7 +314,8 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 	codec := s.codec
 	// One allocation per call for everything this rank encodes. Sent
 	// buffers are never written again, so receivers may keep reading them.
-	arena := make([]byte, s.encoded[c.rank])
+	arena := c.arena(s.encoded[c.rank])
+	rel, _ := c.tr.(releaser)
 	for i := range ops {
 		o := &ops[i]
 		switch o.kind {
@@ -358,10 +361,32 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 			qe.add(exact, dst)
 		}
 		if o.last {
+			if rel != nil && !local[o.slot] && slots[o.slot] != nil {
+				rel.Release(slots[o.slot])
+			}
 			slots[o.slot] = nil
 		}
 	}
 	return nil
+}
+
+// releaser is a transport that takes received payloads back for reuse.
+type releaser interface{ Release([]byte) }
+
+// copier is a transport whose sends copy the payload before returning.
+type copier interface{ SendCopies() bool }
+
+// arena returns n bytes for what this rank encodes in one call. Over a
+// transport that copies on send the buffer is kept for the next call;
+// otherwise receivers may still read it, so every call gets a new one.
+func (c *Communicator) arena(n int) []byte {
+	if cp, ok := c.tr.(copier); !ok || !cp.SendCopies() {
+		return make([]byte, n)
+	}
+	if cap(c.scratch) < n {
+		c.scratch = make([]byte, n)
+	}
+	return c.scratch[:n]
 }
 
 // quantErr accumulates, in float64, the squared error the final quantization
