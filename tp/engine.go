@@ -79,6 +79,9 @@ type communicator interface {
 // cluster is the set of devices the engine runs on and their "tp" group.
 type cluster interface {
 	Size() int
+	// Local returns the ranks this process runs, in the order of the
+	// communicators NewGroup returns.
+	Local() []int
 	Device(r int) device
 	// NewGroup returns one communicator per rank, a fresh group whose
 	// sequence numbers are in step.
@@ -124,13 +127,14 @@ type Engine struct {
 	closed  bool
 	broken  error // set when the group could not be rebuilt after a failure
 	onLayer func(rank, layer int) error
+	dist    *driver // set when ranks run in other processes too
 }
 
 // Config returns the model configuration the engine serves.
 func (e *Engine) Config() model.Config { return e.cfg }
 
 // TP returns the tensor-parallel degree.
-func (e *Engine) TP() int { return len(e.ranks) }
+func (e *Engine) TP() int { return e.ecfg.TP }
 
 // Close releases the engine; later calls return ErrClosed. The weight
 // source stays open: it belongs to the caller.
@@ -184,13 +188,14 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster) (*Engine, erro
 	if err != nil {
 		return nil, fmt.Errorf("tp: communicator group: %w", err)
 	}
-	e.ranks = make([]*rank, size)
-	errs := make([]error, size)
+	local := cl.Local()
+	e.ranks = make([]*rank, len(local))
+	errs := make([]error, len(local))
 	var wg sync.WaitGroup
-	for r := 0; r < size; r++ {
-		rk := &rank{id: r, size: size, dev: cl.Device(r), comm: comms[r]}
-		e.ranks[r] = rk
-		wg.Go(func() { errs[r] = e.bindRank(src, rk, norms) })
+	for i, r := range local {
+		rk := &rank{id: r, size: size, dev: cl.Device(r), comm: comms[i]}
+		e.ranks[i] = rk
+		wg.Go(func() { errs[i] = e.bindRank(src, rk, norms) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -404,6 +409,9 @@ func (e *Engine) Prefill(ctx context.Context, seqs [][]int, opts PrefillOptions)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("tp: prefill: %w", err)
 	}
+	if e.dist != nil {
+		return e.prefillDist(ctx, in, opts)
+	}
 	copts := e.ecfg.AllReduceOptions(opts)
 	codec := copts.Codec
 	n := in.b.N
@@ -430,7 +438,7 @@ func (e *Engine) Prefill(ctx context.Context, seqs [][]int, opts PrefillOptions)
 					cancel()
 				}
 			}()
-			stats[r], errs[r] = e.runRank(rctx, rk, in, k, full)
+			stats[r], errs[r] = e.runRank(rctx, rk, in, k, full, e.cfg.Vocab, rk.vlo)
 			if errs[r] != nil {
 				cancel()
 			}
@@ -504,7 +512,10 @@ func firstCause(errs []error) error {
 
 // runRank runs the whole model for one rank and returns its log-softmax
 // statistics per row of the batch.
-func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full []float32) ([]rowStats, error) {
+// Rows of logits are copied into full (when not nil) at
+// full[t·stride + off:], so a rank can fill its columns of a [n, vocab]
+// matrix (stride vocab, off its first id) or a [n, its vocab range] one.
+func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full []float32, stride, off int) ([]rowStats, error) {
 	cfg := e.cfg
 	n, d := in.b.N, cfg.Dim
 	x := make([]float32, n*d)
@@ -543,7 +554,7 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 			row := logits[i*vs : (i+1)*vs]
 			out[t] = rowStatsOf(row, rk.vlo, in.targets[t], k)
 			if full != nil {
-				copy(full[t*cfg.Vocab+rk.vlo:], row)
+				copy(full[t*stride+off:], row)
 			}
 		}
 	}

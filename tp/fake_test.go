@@ -43,7 +43,14 @@ func newExactCluster(n int) *exactCluster {
 	return c
 }
 
-func (c *exactCluster) Size() int           { return len(c.devs) }
+func (c *exactCluster) Size() int { return len(c.devs) }
+func (c *exactCluster) Local() []int {
+	rs := make([]int, len(c.devs))
+	for i := range rs {
+		rs[i] = i
+	}
+	return rs
+}
 func (c *exactCluster) Device(r int) device { return c.devs[r] }
 func (c *exactCluster) SyncClocks() float64 {
 	var m float64

@@ -15,6 +15,15 @@ func NewEngine(src weights.Source, cfg EngineConfig) (*Engine, error) {
 	if src == nil {
 		return nil, fmt.Errorf("tp: new engine: nil weight source")
 	}
+	mesh, err := newMesh(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newEngine(src, cfg, &meshCluster{mesh: mesh})
+}
+
+// newMesh builds the emulated mesh of an engine configuration.
+func newMesh(cfg EngineConfig) (*tpu.Mesh, error) {
 	if cfg.TP < 1 {
 		return nil, fmt.Errorf("tp: new engine: tp must be >= 1, got %d", cfg.TP)
 	}
@@ -39,13 +48,20 @@ func NewEngine(src weights.Source, cfg EngineConfig) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tp: new engine: %w", err)
 	}
-	return newEngine(src, cfg, &meshCluster{mesh: mesh})
+	return mesh, nil
 }
 
 // meshCluster runs the engine on a tpu.Mesh with collective communicators.
 type meshCluster struct{ mesh *tpu.Mesh }
 
-func (c *meshCluster) Size() int           { return c.mesh.Size() }
+func (c *meshCluster) Size() int { return c.mesh.Size() }
+func (c *meshCluster) Local() []int {
+	rs := make([]int, c.mesh.Size())
+	for i := range rs {
+		rs[i] = i
+	}
+	return rs
+}
 func (c *meshCluster) Device(r int) device { return c.mesh.Device(r) }
 func (c *meshCluster) SyncClocks() float64 { return c.mesh.SyncClocks() }
 

@@ -198,3 +198,30 @@ func TestRejoin(t *testing.T) {
 		t.Fatalf("%q %v", m.Data, err)
 	}
 }
+
+func TestRejoinControl(t *testing.T) {
+	a, b := listenNode(t, 0, 2, "tok", 1), listenNode(t, 1, 2, "tok", 1)
+	if err := errors.Join(joinAll(t, a, b)...); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for len(a.Missing()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("loss not noticed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b2 := listenNode(t, 1, 2, "tok", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := b2.Join(ctx, a.Addr(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendControl(1, []byte("batch")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := b2.RecvControl(ctx, 0); err != nil || string(m) != "batch" {
+		t.Fatalf("%q %v", m, err)
+	}
+}
