@@ -99,6 +99,8 @@ func (s *Server) toAPIError(client context.Context, err error) *apiError {
 			return &apiError{status: st, typ: TypeInvalidRequest, msg: err.Error(), err: err}
 		case http.StatusRequestEntityTooLarge:
 			return &apiError{status: st, typ: TypeTooLarge, msg: err.Error(), err: err}
+		case http.StatusServiceUnavailable:
+			return &apiError{status: st, typ: TypeUnavailable, msg: err.Error(), err: err}
 		}
 	}
 	var ee *engineError

@@ -151,6 +151,12 @@ func (s *Server) handleHealth(c *gin.Context) {
 	case s.drain.Load():
 		c.PureJSON(http.StatusServiceUnavailable, HealthResponse{Status: "draining", Model: be.Name})
 	default:
+		if h, ok := be.Engine.(interface{ Healthy() error }); ok {
+			if err := h.Healthy(); err != nil {
+				c.PureJSON(http.StatusServiceUnavailable, HealthResponse{Status: "unavailable", Model: be.Name, Error: err.Error()})
+				return
+			}
+		}
 		c.PureJSON(http.StatusOK, HealthResponse{Status: "ok", Model: be.Name})
 	}
 }

@@ -182,6 +182,7 @@ type ModelCard struct {
 type HealthResponse struct {
 	Status string `json:"status"`
 	Model  string `json:"model,omitempty"`
+	Error  string `json:"error,omitempty"` // why the engine cannot serve now
 }
 
 // decodeJSON reads one JSON object from r into v, strictly: unknown fields,

@@ -150,7 +150,7 @@ func (e *Engine) Healthy() error {
 		return ErrClosed
 	}
 	if e.dist != nil {
-		if miss := e.dist.cl.node.Missing(); len(miss) > 0 {
+		if miss := e.dist.cl.node.Unready(); len(miss) > 0 {
 			return fmt.Errorf("%w: nodes %v not connected", ErrGroupIncomplete, miss)
 		}
 	}
@@ -163,7 +163,7 @@ const ctrlMagic = 0x43515845 // "EQXC"
 func (e *Engine) prefillDist(ctx context.Context, in *batchIn, opts PrefillOptions) (*PrefillResult, error) {
 	d := e.dist
 	node := d.cl.node
-	if miss := node.Missing(); len(miss) > 0 {
+	if miss := node.Unready(); len(miss) > 0 {
 		return nil, fmt.Errorf("tp: prefill: %w: nodes %v not connected", ErrGroupIncomplete, miss)
 	}
 	if d.stale.Swap(false) {

@@ -173,8 +173,11 @@ func TestDistWorkerLossAndRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.startWorker(1)
-	if h := g.driver.Healthy(); h != nil {
-		t.Fatalf("healthy after rejoin: %v", h)
+	for g.driver.Healthy() != nil { // node 0 reads the worker's ready message
+		if ctx.Err() != nil {
+			t.Fatalf("healthy after rejoin: %v", g.driver.Healthy())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	again, err := g.driver.Prefill(context.Background(), seqs, PrefillOptions{Codec: collective.CodecInt8})
 	if err != nil {

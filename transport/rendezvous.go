@@ -35,12 +35,16 @@ type tableMsg struct {
 
 // master is node 0's store state.
 type master struct {
-	mu       sync.Mutex
-	addrs    []string
-	formed   bool  // every node joined once
-	waiting  []int // joiners not yet sent the table
-	started  bool
-	complete chan struct{}
+	mu      sync.Mutex
+	addrs   []string
+	formed  bool   // every node joined once
+	waiting []int  // joiners not yet sent the table
+	ready   []bool // node connected to every peer since it last joined
+}
+
+type readyMsg struct {
+	Type string `json:"type"` // "ready"
+	Node int    `json:"node"`
 }
 
 // Join forms the group. On node 0 it serves joins (for the node's whole
@@ -56,7 +60,19 @@ func (n *Node) Join(ctx context.Context, masterAddr, advertise string) error {
 	}
 	if n.cfg.Node == 0 {
 		n.serveJoins()
-		return n.waitComplete(ctx)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			miss := n.Unready()
+			if len(miss) == 0 {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("transport: node 0: group incomplete, nodes %v not ready: %w", miss, ctx.Err())
+			case <-tick.C:
+			}
+		}
 	}
 	for {
 		err := n.Dial(ctx, 0, masterAddr)
@@ -97,7 +113,34 @@ func (n *Node) Join(ctx context.Context, masterAddr, advertise string) error {
 			return err
 		}
 	}
-	return n.waitComplete(ctx)
+	if err := n.waitComplete(ctx); err != nil {
+		return err
+	}
+	// Tell the master this node can take part in calls.
+	b, _ = json.Marshal(readyMsg{Type: "ready", Node: n.cfg.Node})
+	return n.SendControl(0, b)
+}
+
+// Unready returns the peer nodes that cannot take part in a call now: on
+// node 0, those not connected or not yet connected to all their peers
+// since they last joined; elsewhere, those not connected.
+func (n *Node) Unready() []int {
+	miss := n.Missing()
+	n.mu.Lock()
+	m := n.master
+	n.mu.Unlock()
+	if n.cfg.Node != 0 || m == nil {
+		return miss
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := 1; k < n.cfg.Nodes; k++ {
+		if !m.ready[k] && !slices.Contains(miss, k) {
+			miss = append(miss, k)
+		}
+	}
+	slices.Sort(miss)
+	return miss
 }
 
 // waitComplete waits until every peer is connected.
@@ -120,8 +163,12 @@ func (n *Node) waitComplete(ctx context.Context) error {
 // serveJoins starts node 0's store: one goroutine per peer reading its
 // join messages for the node's life.
 func (n *Node) serveJoins() {
-	m := &master{addrs: make([]string, n.cfg.Nodes)}
+	m := &master{addrs: make([]string, n.cfg.Nodes), ready: make([]bool, n.cfg.Nodes)}
 	m.addrs[0] = n.Addr()
+	m.ready[0] = true
+	n.mu.Lock()
+	n.master = m
+	n.mu.Unlock()
 	for k := 1; k < n.cfg.Nodes; k++ {
 		n.wg.Add(1)
 		go func() {
@@ -146,11 +193,22 @@ func (n *Node) serveJoins() {
 					continue
 				}
 				var j joinMsg
-				if err := json.Unmarshal(msg, &j); err != nil || j.Type != "join" || j.Node != k {
-					n.cfg.Logger.Warn("transport: malformed join", "from", k, "bytes", len(msg))
+				if err := json.Unmarshal(msg, &j); err != nil || j.Node != k {
+					n.cfg.Logger.Warn("transport: malformed control message", "from", k, "bytes", len(msg))
 					continue
 				}
-				n.join(m, k, j.Addr)
+				switch j.Type {
+				case "join":
+					n.join(m, k, j.Addr)
+				case "ready":
+					m.mu.Lock()
+					m.ready[k] = true
+					m.mu.Unlock()
+					n.cfg.Logger.Info("transport: node ready", "node", k)
+					n.changed()
+				default:
+					n.cfg.Logger.Warn("transport: unknown control message", "from", k, "type", j.Type)
+				}
 			}
 		}()
 	}
@@ -160,6 +218,7 @@ func (n *Node) join(m *master, k int, addr string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.addrs[k] = addr
+	m.ready[k] = false
 	n.cfg.Logger.Info("transport: node joined", "node", k, "addr", addr, "rejoin", m.formed)
 	if m.formed {
 		n.sendTable(m, k, true)

@@ -84,8 +84,10 @@ type Node struct {
 	ctrl     []*ctrlQueue
 	closed   atomic.Bool
 	done     chan struct{}
+	mu       sync.Mutex
+	master   *master // node 0's store, once serveJoins runs
 	wg       sync.WaitGroup
-	onChange func()
+	onChange atomic.Pointer[func()]
 
 	stats struct {
 		framesIn, framesOut, bytesIn, bytesOut atomic.Int64
@@ -152,7 +154,13 @@ func (n *Node) Config() NodeConfig { return n.cfg }
 
 // OnChange registers f, called (on a transport goroutine) whenever a peer
 // connects or is lost. Set it before Connect.
-func (n *Node) OnChange(f func()) { n.onChange = f }
+func (n *Node) OnChange(f func()) { n.onChange.Store(&f) }
+
+func (n *Node) changed() {
+	if f := n.onChange.Load(); f != nil {
+		(*f)()
+	}
+}
 
 // Missing returns the peer nodes that are not connected now.
 func (n *Node) Missing() []int {
@@ -405,9 +413,7 @@ func (n *Node) attach(k int, c net.Conn) {
 	}
 	n.ctrl[k].back()
 	n.cfg.Logger.Info("transport: peer connected", "node", n.cfg.Node, "peer", k, "remote", c.RemoteAddr().String())
-	if n.onChange != nil {
-		n.onChange()
-	}
+	n.changed()
 	n.wg.Add(1)
 	go n.readLoop(p, c, gen)
 }
@@ -432,11 +438,16 @@ func (n *Node) markLost(k int, c net.Conn, cause error) {
 		}
 	}
 	n.ctrl[k].lost(cause)
+	n.mu.Lock()
+	if m := n.master; m != nil {
+		m.mu.Lock()
+		m.ready[k] = false
+		m.mu.Unlock()
+	}
+	n.mu.Unlock()
 	if c != nil {
 		n.cfg.Logger.Warn("transport: peer lost", "node", n.cfg.Node, "peer", k, "err", cause)
-		if n.onChange != nil {
-			n.onChange()
-		}
+		n.changed()
 	}
 }
 

@@ -75,7 +75,7 @@ func TestWrongTokenRefused(t *testing.T) {
 	if !errors.Is(errs[1], ErrAuth) {
 		t.Fatalf("joiner: %v, want ErrAuth", errs[1])
 	}
-	if errs[0] == nil || !strings.Contains(errs[0].Error(), "[1] missing") {
+	if errs[0] == nil || !strings.Contains(errs[0].Error(), "[1] not ready") {
 		t.Fatalf("master: %v, want node 1 missing", errs[0])
 	}
 }

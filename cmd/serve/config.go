@@ -74,6 +74,9 @@ type Config struct {
 
 	LogLevel  string `json:"log_level"`  // debug | info | warn | error
 	LogFormat string `json:"log_format"` // text | json
+
+	// Dist places the process in a multi-process group (cmd/serve/dist.go).
+	Dist DistConfig `json:"distributed"`
 }
 
 // defaultConfig is the one place the serving defaults are written down.
@@ -100,6 +103,7 @@ func defaultConfig() Config {
 		ShutdownTimeout:   Duration(30 * time.Second),
 		LogLevel:          "info",
 		LogFormat:         "text",
+		Dist:              defaultDist(),
 	}
 }
 
@@ -153,6 +157,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, configPath *string, noBatching *bool
 	fs.Var(durationFlag{&c.ShutdownTimeout}, "shutdown-timeout", "how long a graceful shutdown waits for requests in flight")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	bindDistFlags(fs, &c.Dist)
 }
 
 // loadConfig resolves defaults, then the --config file, then the flags.
@@ -190,7 +195,10 @@ func loadConfig(args []string, stderr io.Writer) (Config, error) {
 	if nb {
 		cfg.MaxBatchSize = 1
 	}
-	return cfg, cfg.validate()
+	if err := cfg.validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Dist.resolve(os.Getenv, cfg.TP)
 }
 
 func readConfigFile(path string, c *Config) error {

@@ -44,10 +44,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// servedBinary builds cmd/serve and starts it on a free port; it returns the
-// base URL and a function that stops the process with SIGTERM and returns
-// its log.
-func servedBinary(t *testing.T, args ...string) (string, func() string) {
+// buildServe builds cmd/serve once per test run and returns its path.
+func buildServe(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "equarx-serve-e2e")
@@ -66,7 +64,15 @@ func servedBinary(t *testing.T, args ...string) (string, func() string) {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	bin := binPath
+	return binPath
+}
+
+// servedBinary builds cmd/serve and starts it on a free port; it returns the
+// base URL and a function that stops the process with SIGTERM and returns
+// its log.
+func servedBinary(t *testing.T, args ...string) (string, func() string) {
+	t.Helper()
+	bin := buildServe(t)
 	cmd := exec.Command(bin, append([]string{"--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -63,6 +63,12 @@ func run(args []string, stderr io.Writer) error {
 	log := newLogger(&cfg, stderr)
 	slog.SetDefault(log)
 	gin.SetMode(gin.ReleaseMode)
+	if cfg.Dist.NNodes > 1 && cfg.Dist.NodeRank != 0 {
+		// A worker: no HTTP, only its ranks on the data plane.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runWorker(ctx, &cfg, log)
+	}
 
 	srv, err := server.New(cfg.serverOptions(log))
 	if err != nil {
@@ -148,6 +154,41 @@ func newHTTPServer(cfg *Config, h http.Handler, log *slog.Logger) *http.Server {
 // loadBackend opens the weights and tokenizer and builds the engine. The
 // returned function releases them.
 func loadBackend(cfg *Config, log *slog.Logger) (server.Backend, func(), error) {
+	src, tok, name, err := openModel(cfg, true)
+	if err != nil {
+		return server.Backend{}, nil, err
+	}
+	var (
+		eng       *tp.Engine
+		closeDist = func() {}
+	)
+	if cfg.Dist.NNodes > 1 {
+		eng, closeDist, err = newDriverEngine(cfg, src, name, log)
+	} else {
+		eng, err = tp.NewEngine(src, cfg.engineConfig())
+	}
+	if err != nil {
+		src.Close()
+		return server.Backend{}, nil, fmt.Errorf("engine: %w", err)
+	}
+	mc := eng.Config()
+	log.Info("model loaded", "name", name, "arch", mc.Arch, "params", mc.Params(), "layers", mc.Layers,
+		"dim", mc.Dim, "vocab", mc.Vocab, "max_seq_len", mc.MaxSeqLen)
+	closer := func() {
+		if err := eng.Close(); err != nil {
+			log.Warn("closing the engine", "err", err)
+		}
+		closeDist()
+		if err := src.Close(); err != nil {
+			log.Warn("closing the weights", "err", err)
+		}
+	}
+	return server.Backend{Name: name, Engine: eng, Tokenizer: tok, Classify: classifyEngineError}, closer, nil
+}
+
+// openModel opens the weights (and, when withTokenizer, the tokenizer) the
+// config names, and the model's display name.
+func openModel(cfg *Config, withTokenizer bool) (weights.Source, server.Tokenizer, string, error) {
 	if cfg.Topology == "" {
 		cfg.Topology = fmt.Sprintf("ring:%d", cfg.TP)
 	}
@@ -160,7 +201,7 @@ func loadBackend(cfg *Config, log *slog.Logger) (server.Backend, func(), error) 
 	switch {
 	case cfg.Model == "":
 		if src, err = weights.ReadLlama2C(assets.Stories260K()); err != nil {
-			return server.Backend{}, nil, fmt.Errorf("built-in model: %w", err)
+			return nil, nil, "", fmt.Errorf("built-in model: %w", err)
 		}
 		if name == "" {
 			name = "stories260K"
@@ -168,7 +209,7 @@ func loadBackend(cfg *Config, log *slog.Logger) (server.Backend, func(), error) 
 	default:
 		st, err := os.Stat(cfg.Model)
 		if err != nil {
-			return server.Backend{}, nil, fmt.Errorf("model: %w", err)
+			return nil, nil, "", fmt.Errorf("model: %w", err)
 		}
 		if st.IsDir() || strings.HasSuffix(cfg.Model, ".safetensors") {
 			src, err = weights.OpenSafetensors(cfg.Model)
@@ -176,11 +217,14 @@ func loadBackend(cfg *Config, log *slog.Logger) (server.Backend, func(), error) 
 			src, err = weights.OpenLlama2C(cfg.Model)
 		}
 		if err != nil {
-			return server.Backend{}, nil, fmt.Errorf("model %s: %w", cfg.Model, err)
+			return nil, nil, "", fmt.Errorf("model %s: %w", cfg.Model, err)
 		}
 		if name == "" {
 			name = strings.TrimSuffix(filepath.Base(filepath.Clean(cfg.Model)), ".bin")
 		}
+	}
+	if !withTokenizer {
+		return src, nil, name, nil
 	}
 	switch {
 	case cfg.Tokenizer != "":
@@ -197,30 +241,16 @@ func loadBackend(cfg *Config, log *slog.Logger) (server.Backend, func(), error) 
 	}
 	if err != nil {
 		src.Close()
-		return server.Backend{}, nil, fmt.Errorf("tokenizer: %w", err)
+		return nil, nil, "", fmt.Errorf("tokenizer: %w", err)
 	}
-	eng, err := tp.NewEngine(src, tp.EngineConfig{TP: cfg.TP, Topology: cfg.Topology, TPU: cfg.TPU, FallbackElems: cfg.FallbackElems, Timeout: time.Duration(cfg.AllReduceTimeout)})
-	if err != nil {
-		src.Close()
-		return server.Backend{}, nil, fmt.Errorf("engine: %w", err)
-	}
-	mc := eng.Config()
-	log.Info("model loaded", "name", name, "arch", mc.Arch, "params", mc.Params(), "layers", mc.Layers,
-		"dim", mc.Dim, "vocab", mc.Vocab, "max_seq_len", mc.MaxSeqLen)
-	closer := func() {
-		if err := eng.Close(); err != nil {
-			log.Warn("closing the engine", "err", err)
-		}
-		if err := src.Close(); err != nil {
-			log.Warn("closing the weights", "err", err)
-		}
-	}
-	return server.Backend{Name: name, Engine: eng, Tokenizer: tok, Classify: classifyEngineError}, closer, nil
+	return src, tok, name, nil
 }
 
 // classifyEngineError maps the engine's input errors to HTTP statuses.
 func classifyEngineError(err error) int {
 	switch {
+	case errors.Is(err, tp.ErrGroupIncomplete):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, tp.ErrTooLong):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, tp.ErrInvalidInput):
