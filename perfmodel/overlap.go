@@ -61,7 +61,7 @@ func overlapped(cfg *model.Config, shards []shard, all rows, p *pricer) (*Overla
 	slowest := func(part func(c *clock, sh shard) Breakdown) float64 {
 		var d float64
 		for _, sh := range shards {
-			c := clock{prof: p.s.Profile}
+			c := clock{m: p.m}
 			part(&c, sh)
 			d = max(d, c.now)
 		}
@@ -104,7 +104,7 @@ func overlapped(cfg *model.Config, shards []shard, all rows, p *pricer) (*Overla
 			done[m] = runCompute(ready[m], slowest(func(c *clock, sh shard) Breakdown {
 				var b Breakdown
 				if l > 0 {
-					b.add(closePart(c, cfg, p.f, r))
+					b.add(closePart(c, cfg, p.f, l-1, sh, r))
 				}
 				b.add(attnPart(c, cfg, p.f, l, sh, r))
 				return b
@@ -120,7 +120,7 @@ func overlapped(cfg *model.Config, shards []shard, all rows, p *pricer) (*Overla
 		for m := range mbs {
 			r := mbs[m]
 			done[m] = runCompute(ready[m], slowest(func(c *clock, sh shard) Breakdown {
-				return mlpPart(c, cfg, p.f, sh, r)
+				return mlpPart(c, cfg, p.f, l, sh, r)
 			}))
 		}
 		for m := range mbs {
@@ -136,7 +136,7 @@ func overlapped(cfg *model.Config, shards []shard, all rows, p *pricer) (*Overla
 		runCompute(ready[m], slowest(func(c *clock, sh shard) Breakdown {
 			var b Breakdown
 			if cfg.Layers > 0 {
-				b.add(closePart(c, cfg, p.f, r))
+				b.add(closePart(c, cfg, p.f, cfg.Layers-1, sh, r))
 			}
 			norm, head := tail(c, cfg, sh, r)
 			b.add(norm)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/model"
 	"github.com/equarx/equarx/tpu"
 	"github.com/google/go-cmp/cmp"
@@ -82,7 +83,7 @@ func TestAttentionPairs(t *testing.T) {
 					}
 				}
 			}
-			if got := r.pairs(window); got != want {
+			if got := cost.Pairs(r.pos, window); got != want {
 				t.Errorf("window %d, lengths %v: %d pairs, want %d", window, lengths, got, want)
 			}
 		}

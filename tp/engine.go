@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/model"
 	"github.com/equarx/equarx/weights"
 )
@@ -48,6 +49,10 @@ type EngineConfig struct {
 	SegmentElems  int
 	FallbackElems int
 	Timeout       time.Duration
+
+	// Exec is how the simulated TPU executes the model's operations (package
+	// cost); the zero value is the baseline execution.
+	Exec cost.Exec
 }
 
 // AllReduceOptions are the options every AllReduce of a prefill with opts
@@ -66,8 +71,7 @@ func (c EngineConfig) AllReduceOptions(opts PrefillOptions) collective.Options {
 
 // device is what a rank needs of an emulated TPU device.
 type device interface {
-	Compute(flops float64)
-	Elementwise(bytes float64)
+	Advance(seconds float64)
 	Now() float64
 }
 
@@ -88,6 +92,7 @@ type cluster interface {
 }
 
 type rankStats struct {
+	flops      float64 // charged by the rank's operations
 	calls      int
 	wireBytes  int64
 	simSeconds float64
@@ -108,7 +113,19 @@ type rank struct {
 
 	opts  collective.Options // of the running batch
 	stats rankStats
+	cost  *cost.Model
 }
+
+// Charge advances the rank's simulated clock by its operations' times under
+// the engine's execution model (it is the rank's model.Meter).
+func (rk *rank) Charge(ops ...cost.Op) {
+	for _, o := range ops {
+		rk.dev.Advance(rk.cost.Seconds(o))
+		rk.stats.flops += o.FLOPs()
+	}
+}
+
+var _ model.Meter = (*rank)(nil)
 
 // Engine runs batched prefill of one model sharded over TP emulated devices.
 // It is safe for concurrent use; batches run one at a time.
@@ -142,7 +159,7 @@ func (e *Engine) Close() error {
 }
 
 // newEngine binds the weights of src to the ranks of cl.
-func newEngine(src weights.Source, ecfg EngineConfig, cl cluster) (*Engine, error) {
+func newEngine(src weights.Source, ecfg EngineConfig, cl cluster, cm *cost.Model) (*Engine, error) {
 	cfg := src.Config()
 	arch, err := model.New(cfg)
 	if err != nil {
@@ -188,7 +205,7 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster) (*Engine, erro
 	errs := make([]error, size)
 	var wg sync.WaitGroup
 	for r := 0; r < size; r++ {
-		rk := &rank{id: r, size: size, dev: cl.Device(r), comm: comms[r]}
+		rk := &rank{id: r, size: size, dev: cl.Device(r), comm: comms[r], cost: cm}
 		e.ranks[r] = rk
 		wg.Go(func() { errs[r] = e.bindRank(src, rk, norms) })
 	}
@@ -509,8 +526,8 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 	n, d := in.b.N, cfg.Dim
 	x := make([]float32, n*d)
 	e.arch.Embed(x, e.embed, in.ids)
-	rk.dev.Elementwise(float64(2 * 4 * n * d))
-	st := model.NewState(in.b, x, rk.dev)
+	rk.Charge(cost.Embed(n, d)...)
+	st := model.NewState(in.b, x, rk)
 	for l, blk := range rk.blocks {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("tp rank %d: layer %d: %w", rk.id, l, err)
@@ -525,19 +542,17 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 		}
 	}
 	e.arch.FinalNorm(x, x, n, e.final)
-	rk.dev.Elementwise(float64(2 * 4 * n * d))
+	rk.Charge(cost.FinalNorm(n, d)...)
 
 	vs := rk.vhi - rk.vlo
 	out := make([]rowStats, n)
 	logits := make([]float32, HeadChunkRows*vs)
 	for r0 := 0; r0 < n; r0 += HeadChunkRows {
 		rows := min(HeadChunkRows, n-r0)
-		flops, err := model.MatMulT(x[r0*d:], rows, d, rk.head, vs, logits)
-		if err != nil {
+		if _, err := model.MatMulT(x[r0*d:], rows, d, rk.head, vs, logits); err != nil {
 			return nil, fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)
 		}
-		rk.dev.Compute(flops)
-		rk.dev.Elementwise(float64(2 * 4 * rows * vs))
+		rk.Charge(cost.HeadChunk(rows, vs, d)...)
 		for i := 0; i < rows; i++ {
 			t := r0 + i
 			row := logits[i*vs : (i+1)*vs]

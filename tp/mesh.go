@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/tpu"
 	"github.com/equarx/equarx/weights"
 )
@@ -35,11 +36,16 @@ func NewEngine(src weights.Source, cfg EngineConfig) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tp: new engine: %w", err)
 	}
-	mesh, err := tpu.NewMesh(topo, prof)
+	cm, err := cost.NewModel(cfg.Exec, prof)
 	if err != nil {
 		return nil, fmt.Errorf("tp: new engine: %w", err)
 	}
-	return newEngine(src, cfg, &meshCluster{mesh: mesh})
+	// Collectives run on the execution model's network (ICI derating).
+	mesh, err := tpu.NewMesh(topo, cm.NetworkProfile())
+	if err != nil {
+		return nil, fmt.Errorf("tp: new engine: %w", err)
+	}
+	return newEngine(src, cfg, &meshCluster{mesh: mesh}, cm)
 }
 
 // meshCluster runs the engine on a tpu.Mesh with collective communicators.

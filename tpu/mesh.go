@@ -99,6 +99,11 @@ func (d *Device) Elementwise(bytes float64) {
 	d.clock += d.mesh.nw.ElementwiseSeconds(bytes)
 }
 
+// Advance moves the clock forward by seconds of work.
+func (d *Device) Advance(seconds float64) {
+	d.clock += seconds
+}
+
 // Now is the device's simulated time in seconds.
 func (d *Device) Now() float64 { return d.clock }
 
