@@ -244,12 +244,18 @@ func NewModel(e Exec, p tpu.Profile) (*Model, error) {
 	return m, nil
 }
 
-// WithConstants returns a copy of the model with other constants (for
-// fitting); they are not validated.
-func (m *Model) WithConstants(c Constants) *Model {
-	n := *m
-	n.c = c
-	return &n
+// NewModelWith binds an Exec to a profile with the given constants instead
+// of the embedded ones (for fitting them); they are not validated.
+func NewModelWith(e Exec, p tpu.Profile, c Constants) (*Model, error) {
+	m, err := NewModel(Exec{}, p)
+	if err != nil {
+		return nil, err
+	}
+	m.exec, m.c = e, c
+	if e.BF16 {
+		m.width = 2
+	}
+	return m, nil
 }
 
 // Exec returns the model's execution switches.

@@ -37,6 +37,9 @@ type Setup struct {
 	// Exec is how the TPU executes the operations (package cost), as in
 	// tp.EngineConfig.Exec; the zero value is the baseline.
 	Exec cost.Exec
+	// Constants replaces the profile's embedded execution constants
+	// (cost.ConstantsOf) when set; for fitting them.
+	Constants *cost.Constants
 }
 
 // Breakdown splits simulated seconds by kind of work.
@@ -317,7 +320,12 @@ func Price(cfg model.Config, lengths []int, s Setup) (*Estimate, error) {
 	if s.Topology.Size() != s.TP {
 		return nil, fmt.Errorf("%w: topology %s has %d devices, tp is %d", ErrInvalid, s.Topology, s.Topology.Size(), s.TP)
 	}
-	cm, err := cost.NewModel(s.Exec, s.Profile)
+	var cm *cost.Model
+	if s.Constants != nil {
+		cm, err = cost.NewModelWith(s.Exec, s.Profile, *s.Constants)
+	} else {
+		cm, err = cost.NewModel(s.Exec, s.Profile)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
