@@ -152,11 +152,14 @@ func (b Block) Phases() (attn, mlp, close []Op) {
 	return attn, mlp, close
 }
 
+// Program is the fixed cost of launching one prefill program, charged once
+// per prefill before anything else.
+func Program() []Op { return []Op{{Name: "dispatch", Kind: Dispatch}} }
+
 // Embed is the embedding lookup of n rows of width dim (a gather: read and
-// write each value), preceded by the program's dispatch.
+// write each value).
 func Embed(n, dim int) []Op {
-	nd := float64(n * dim)
-	return []Op{{Name: "dispatch", Kind: Dispatch}, elementwise("embed", 2*nd, 2*nd)}
+	return []Op{elementwise("embed", 2*float64(n*dim), 2*float64(n*dim))}
 }
 
 // FinalNorm is the norm before the LM head; fused, it scales in the LM

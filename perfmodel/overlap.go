@@ -34,8 +34,9 @@ import (
 // AllReduce's is collective.Estimate's from idle links; an AllReduce's own
 // encode/decode HBM traffic does not slow the compute it overlaps (HBM
 // contention is not modelled, so the gain is an upper bound of what this
-// schedule gets); splitting a matmul's rows costs nothing (FLOPs at peak
-// whatever the shape). The engine itself runs the serial schedule.
+// schedule gets); each micro-batch's operations are priced at their own
+// shapes (under the matmul curve, halving M can cost efficiency and adds
+// kernel launches). The engine itself runs the serial schedule.
 type OverlapPrice struct {
 	MicroBatchTokens [2]int `json:"micro_batch_tokens"`
 	// SimSeconds: the overlapped schedule, from the start until the last
@@ -95,7 +96,7 @@ func overlapped(cfg *model.Config, shards []shard, all rows, p *pricer) (*Overla
 	var ready [2]float64 // when micro-batch m's residual stream is reduced
 	for m := range mbs {
 		r := mbs[m]
-		ready[m] = runCompute(0, slowest(func(c *clock, _ shard) Breakdown { return embed(c, cfg, r.n()) }))
+		ready[m] = runCompute(0, slowest(func(c *clock, _ shard) Breakdown { return embed(c, cfg, r.n(), m == 0) }))
 	}
 	for l := 0; l < cfg.Layers; l++ {
 		var done [2]float64

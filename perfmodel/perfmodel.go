@@ -1,9 +1,10 @@
 // Package perfmodel prices a tensor-parallel prefill on the TPU cost model
 // from shapes alone, so that models far too large for this machine can be
-// priced. It charges every device exactly the work the engine (package tp)
-// charges its simulated clocks: matmuls at peak bf16 FLOP/s, element-wise
-// work at HBM bandwidth, and each row-parallel output's AllReduce priced by
-// collective.Estimate with the options the engine passes.
+// priced. It charges every device exactly the operations the engine
+// (package tp) charges its simulated clocks, the lists of package cost,
+// priced by the same execution model (Setup.Exec), and each row-parallel
+// output's AllReduce priced by collective.Estimate with the options the
+// engine passes, on the execution model's network.
 //
 // All times are simulated TPU seconds.
 package perfmodel
@@ -44,8 +45,8 @@ type Setup struct {
 
 // Breakdown splits simulated seconds by kind of work.
 type Breakdown struct {
-	// MatmulSeconds: the seven projections of each layer and the LM head,
-	// FLOPs at peak bf16 FLOP/s.
+	// MatmulSeconds: the seven projections of each layer and the LM head
+	// (cost.Matmul under the execution model).
 	MatmulSeconds float64 `json:"matmul_seconds"`
 	// AttentionSeconds: q·k and p·v FLOPs plus the softmax's traffic (or
 	// the fused kernel's).
@@ -198,9 +199,15 @@ func block(cfg *model.Config, f flavor, layer int, sh shard, r rows) cost.Block 
 		Hidden: sh.hid, Window: window(cfg, layer), QKNorm: f.qkNorm, Sandwich: f.sandwich}
 }
 
-// embed charges the embedding lookup (engine: runRank).
-func embed(c *clock, cfg *model.Config, n int) Breakdown {
-	return c.charge(cost.Embed(n, cfg.Dim))
+// embed charges the embedding lookup (engine: runRank), after the
+// program's dispatch when program is set (once per prefill).
+func embed(c *clock, cfg *model.Config, n int, program bool) Breakdown {
+	var b Breakdown
+	if program {
+		b = c.charge(cost.Program())
+	}
+	b.add(c.charge(cost.Embed(n, cfg.Dim)))
+	return b
 }
 
 // attnPart charges a layer from its attention norm to the O projection,
@@ -390,7 +397,7 @@ func serial(est *Estimate, cfg *model.Config, shards []shard, all rows, p *price
 	for r := range clocks {
 		clocks[r].m = p.m
 		parts[r].layers = make([]Breakdown, cfg.Layers)
-		parts[r].embed = embed(&clocks[r], cfg, all.n())
+		parts[r].embed = embed(&clocks[r], cfg, all.n(), true)
 	}
 	n := all.n()
 	est.Layers = make([]LayerPrice, cfg.Layers)

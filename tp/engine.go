@@ -526,6 +526,7 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 	n, d := in.b.N, cfg.Dim
 	x := make([]float32, n*d)
 	e.arch.Embed(x, e.embed, in.ids)
+	rk.Charge(cost.Program()...)
 	rk.Charge(cost.Embed(n, d)...)
 	st := model.NewState(in.b, x, rk)
 	for l, blk := range rk.blocks {
