@@ -209,7 +209,7 @@ The attention widths are equal in the two models (2 x 4096 + 2 x 2048 = 12288),
 but 27B's MLP is 1.4x wider (21504 against 15360), so 27B does 1.32x the matmul
 work per reduced value of 12B; its AllReduces are a smaller share of its prefill
 and int8 gains it less, at every generation and tp degree under both execution
-models (the count above). The model therefore never orders 27B above
+models (the counts above). The model therefore never orders 27B above
 12B at one setting, as the paper does. The paper's 1.25x (27B) and 1.1x (12B) are
 each matched by some setting (the closest are listed above), but by different
 ones: here the 12B figure needs a smaller AllReduce share, i.e. fewer devices,

@@ -222,19 +222,29 @@ func writePaperMarkdown(w io.Writer, rows []paperRow, cfgs map[string]model.Conf
 		fmt.Fprintf(w, "- One setting for both: %s %s, %s %.3fx and %s %.3fx (sum of distances %.3f).\n", bestK.tpu, bestK.topo,
 			paperTargets[0].Model, sp[bestK][paperTargets[0].Model], paperTargets[1].Model, sp[bestK][paperTargets[1].Model], bestErr)
 	}
-	above, both := 0, 0
-	for _, m := range sp {
-		a, okA := m[paperTargets[0].Model]
-		b, okB := m[paperTargets[1].Model]
-		if okA && okB {
-			both++
-			if a > b {
-				above++
+	for _, e := range ex {
+		above, both := 0, 0
+		by := map[key]map[string]float64{}
+		for _, r := range rows {
+			k := key{r.TPU, r.Topology}
+			if by[k] == nil {
+				by[k] = map[string]float64{}
+			}
+			by[k][r.Model] = r.Speedup[e.String()]
+		}
+		for _, m := range by {
+			a, okA := m[paperTargets[0].Model]
+			b, okB := m[paperTargets[1].Model]
+			if okA && okB {
+				both++
+				if a > b {
+					above++
+				}
 			}
 		}
+		fmt.Fprintf(w, "- Settings (TPU, topology) in which %s gains more than %s, as in the paper, under `%s`: %d of %d.\n",
+			paperTargets[0].Model, paperTargets[1].Model, e, above, both)
 	}
-	fmt.Fprintf(w, "- Settings (TPU, topology) in which %s gains more than %s, as in the paper: %d of %d.\n",
-		paperTargets[0].Model, paperTargets[1].Model, above, both)
 	fmt.Fprintf(w, "\nMatmul FLOPs per reduced value (one layer, one rank, per token; %s):\n\n", "2·(q+k+v+o projections + gate, up, down) / tp over 2·dim")
 	fmt.Fprint(w, "| model | dim | hidden | layers | tp 4 | tp 8 | tp 16 |\n|---|---|---|---|---|---|---|\n")
 	for _, t := range paperTargets {
