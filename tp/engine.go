@@ -92,11 +92,15 @@ type cluster interface {
 }
 
 type rankStats struct {
-	flops      float64 // charged by the rank's operations
-	calls      int
-	wireBytes  int64
-	simSeconds float64
-	codecs     map[collective.CodecKind]int
+	flops float64 // charged by the rank's operations (cost.Op.FLOPs)
+	// matmulFlops: the charged matmuls' FLOPs; kernelFlops: what the
+	// matmul kernels the rank ran report (model.MatMulT). Equal when the
+	// charge lists describe the work that ran.
+	matmulFlops, kernelFlops float64
+	calls                    int
+	wireBytes                int64
+	simSeconds               float64
+	codecs                   map[collective.CodecKind]int
 	// Squared final-quantization error of the values this rank owned in
 	// its AllReduces, and the squared values (collective.Stats).
 	quantErrSq, quantRefSq float64
@@ -122,6 +126,9 @@ func (rk *rank) Charge(ops ...cost.Op) {
 	for _, o := range ops {
 		rk.dev.Advance(rk.cost.Seconds(o))
 		rk.stats.flops += o.FLOPs()
+		if o.Kind == cost.Matmul {
+			rk.stats.matmulFlops += o.FLOPs()
+		}
 	}
 }
 
@@ -550,9 +557,11 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 	logits := make([]float32, HeadChunkRows*vs)
 	for r0 := 0; r0 < n; r0 += HeadChunkRows {
 		rows := min(HeadChunkRows, n-r0)
-		if _, err := model.MatMulT(x[r0*d:], rows, d, rk.head, vs, logits); err != nil {
+		flops, err := model.MatMulT(x[r0*d:], rows, d, rk.head, vs, logits)
+		if err != nil {
 			return nil, fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)
 		}
+		rk.stats.kernelFlops += flops
 		rk.Charge(cost.HeadChunk(rows, vs, d)...)
 		for i := 0; i < rows; i++ {
 			t := r0 + i

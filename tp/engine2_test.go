@@ -337,6 +337,10 @@ func TestComputeCharges(t *testing.T) {
 		var got float64
 		for _, rk := range e.ranks {
 			got += rk.stats.flops
+			// The charged matmuls are the ones the kernels ran.
+			if rk.stats.matmulFlops != rk.stats.kernelFlops {
+				t.Errorf("tp %d rank %d: charged %g matmul FLOPs, the kernels ran %g", size, rk.id, rk.stats.matmulFlops, rk.stats.kernelFlops)
+			}
 		}
 		if got != want {
 			t.Errorf("tp %d: ranks charged %g FLOPs, the shape says %g", size, got, want)

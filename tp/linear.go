@@ -23,7 +23,8 @@ func (l *ColumnParallelLinear) OutDim() int { return l.w.Out }
 // Forward computes the rank's columns; the block charges the matmul
 // (cost.Block).
 func (l *ColumnParallelLinear) Forward(ctx context.Context, x []float32, n int, out []float32) error {
-	_, err := l.w.MulT(x, n, out)
+	flops, err := l.w.MulT(x, n, out)
+	l.rk.stats.kernelFlops += flops
 	return err
 }
 
@@ -46,7 +47,9 @@ func (l *RowParallelLinear) OutDim() int { return l.w.Out }
 // Forward computes the rank's partial output (the block charges the matmul,
 // cost.Block) and, with ReduceResults, sums it over the group.
 func (l *RowParallelLinear) Forward(ctx context.Context, x []float32, n int, out []float32) error {
-	if _, err := l.w.MulT(x, n, out); err != nil {
+	flops, err := l.w.MulT(x, n, out)
+	l.rk.stats.kernelFlops += flops
+	if err != nil {
 		return err
 	}
 	if !l.ReduceResults {
