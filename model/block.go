@@ -207,11 +207,10 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 	m := st.Meter
 	eps := b.cfg.NormEps
 	nq, nkv := b.w.Heads.QHeads, b.w.Heads.KVHeads
-	rowBytes := float64(n * d * 4)
+	attnOps, mlpOps, closeOps := b.charges(st)
 
 	h := st.buf("h", n*d)
 	rmsNorm(h, st.X, n, d, b.w.AttnNorm, eps, b.f.onePlusNorm)
-	m.Elementwise(2 * rowBytes)
 
 	q := st.buf("q", n*nq*hd)
 	k := st.buf("k", n*nkv*hd)
@@ -228,34 +227,27 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 	if b.f.qkNorm {
 		rmsNorm(q, q, n*nq, hd, b.w.QNorm, eps, b.f.onePlusNorm)
 		rmsNorm(k, k, n*nkv, hd, b.w.KNorm, eps, b.f.onePlusNorm)
-		m.Elementwise(float64(2 * 4 * n * (nq + nkv) * hd))
 	}
 	cos, sin := st.ropeFor(b.f.theta, hd)
 	applyRope(q, n, nq, hd, cos, sin, b.cfg.RopeStyle)
 	applyRope(k, n, nkv, hd, cos, sin, b.cfg.RopeStyle)
-	m.Elementwise(float64(2 * 4 * n * (nq + nkv) * hd))
 
 	att := st.buf("att", n*nq*hd)
-	pairs := b.attention(st, q, k, v, att)
-	// q·k and p·v: 2·hd FLOPs each per (query, key, head); softmax touches the scores.
-	m.Compute(4 * float64(hd) * float64(pairs))
-	m.Elementwise(4 * 3 * float64(pairs))
+	b.attention(st, q, k, v, att)
 
+	m.Charge(attnOps...) // before wo: its AllReduce follows the charges
 	o := st.buf("o", n*d)
 	if err := b.w.O.Forward(ctx, att, n, o); err != nil {
 		return fmt.Errorf("layer %d: wo: %w", b.layer, err)
 	}
 	if b.f.sandwich {
 		rmsNorm(o, o, n, d, b.w.PostAttnNorm, eps, b.f.onePlusNorm)
-		m.Elementwise(2 * rowBytes)
 	}
 	for i, x := range o {
 		st.X[i] += x
 	}
-	m.Elementwise(3 * rowBytes)
 
 	rmsNorm(h, st.X, n, d, b.w.FFNNorm, eps, b.f.onePlusNorm)
-	m.Elementwise(2 * rowBytes)
 	hid := b.w.Gate.OutDim()
 	g := st.buf("g", n*hid)
 	u := st.buf("u", n*hid)
@@ -274,18 +266,17 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 			g[i] = silu(x) * u[i]
 		}
 	}
-	m.Elementwise(float64(3 * 4 * n * hid))
+	m.Charge(mlpOps...) // before w_down and its AllReduce
 	if err := b.w.Down.Forward(ctx, g, n, o); err != nil {
 		return fmt.Errorf("layer %d: w_down: %w", b.layer, err)
 	}
 	if b.f.sandwich {
 		rmsNorm(o, o, n, d, b.w.PostFFNNorm, eps, b.f.onePlusNorm)
-		m.Elementwise(2 * rowBytes)
 	}
 	for i, x := range o {
 		st.X[i] += x
 	}
-	m.Elementwise(3 * rowBytes)
+	m.Charge(closeOps...)
 	return nil
 }
 

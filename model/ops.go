@@ -1,20 +1,21 @@
 package model
 
-import "math"
+import (
+	"math"
 
-// Meter receives the work a device does, so that its simulated clock can be
-// advanced: FLOPs of matrix products and bytes touched by element-wise work.
-// *tpu.Device satisfies it.
+	"github.com/equarx/equarx/cost"
+)
+
+// Meter receives the work a device does, as the operations of package cost,
+// so that its simulated clock can be advanced.
 type Meter interface {
-	Compute(flops float64)
-	Elementwise(bytes float64)
+	Charge(ops ...cost.Op)
 }
 
 // NopMeter discards all charges.
 type NopMeter struct{}
 
-func (NopMeter) Compute(float64)     {}
-func (NopMeter) Elementwise(float64) {}
+func (NopMeter) Charge(...cost.Op) {}
 
 // rmsNorm writes, for each of the n rows of x (width d), x·rsqrt(mean(x²)+eps)
 // scaled by w (or by 1+w when onePlus, as Gemma stores its norm weights).

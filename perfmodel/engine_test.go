@@ -8,6 +8,7 @@ import (
 
 	"github.com/equarx/equarx/assets"
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/model"
 	"github.com/equarx/equarx/tp"
 	"github.com/equarx/equarx/tpu"
@@ -72,7 +73,7 @@ func setupFor(t testing.TB, ec tp.EngineConfig, c collective.CodecKind, overlap 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Setup{TP: ec.TP, Topology: topo, Profile: prof, AllReduce: engineOptions(ec, c), Overlap: overlap}
+	return Setup{TP: ec.TP, Topology: topo, Profile: prof, AllReduce: engineOptions(ec, c), Overlap: overlap, Exec: ec.Exec}
 }
 
 // TestPriceEqualsEngine ties the estimator to the executor: the dry-run's
@@ -107,6 +108,11 @@ func TestPriceEqualsEngine(t *testing.T) {
 		{TP: 4, TPU: "v5e", Algorithm: collective.AlgoRing, FallbackElems: -1},
 		{TP: 4, TPU: "v6e", Algorithm: collective.AlgoBiRing},
 		{TP: 4, TPU: "v4", Topology: "ring:4", Algorithm: collective.AlgoRing, SegmentElems: 256, FallbackElems: -1},
+		// The XLA-like execution (cost.XLA) and a partial one: the engine
+		// and the pricer charge the same operations under the same model.
+		{TP: 1, TPU: "v6e", Exec: cost.XLA()},
+		{TP: 2, TPU: "v5e", FallbackElems: -1, Exec: cost.XLA()},
+		{TP: 4, TPU: "v5p", Algorithm: collective.AlgoRing, Exec: cost.Exec{BF16: true, Fuse: true, ICIDerate: true}},
 	}
 	// Batches of 64 tokens: at tp 4 every rank's chunk of the 64·dim values
 	// is whole 256-value blocks, so every rank finishes each AllReduce at
@@ -123,7 +129,7 @@ func TestPriceEqualsEngine(t *testing.T) {
 			}
 			for _, c := range codecs {
 				for _, ls := range lengths {
-					name := fmt.Sprintf("%s/tp%d-%s-%s-%s/%v", m.name, ec.TP, ec.TPU, ec.Topology, c, ls)
+					name := fmt.Sprintf("%s/tp%d-%s-%s-%s-%s/%v", m.name, ec.TP, ec.TPU, ec.Topology, ec.Exec, c, ls)
 					res, err := e.Prefill(context.Background(), batch(ls, cfg.Vocab), tp.PrefillOptions{Codec: c})
 					if err != nil {
 						t.Fatalf("%s: prefill: %v", name, err)

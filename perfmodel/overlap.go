@@ -34,8 +34,9 @@ import (
 // AllReduce's is collective.Estimate's from idle links; an AllReduce's own
 // encode/decode HBM traffic does not slow the compute it overlaps (HBM
 // contention is not modelled, so the gain is an upper bound of what this
-// schedule gets); splitting a matmul's rows costs nothing (FLOPs at peak
-// whatever the shape). The engine itself runs the serial schedule.
+// schedule gets); each micro-batch's operations are priced at their own
+// shapes (under the matmul curve, halving M can cost efficiency and adds
+// kernel launches). The engine itself runs the serial schedule.
 type OverlapPrice struct {
 	MicroBatchTokens [2]int `json:"micro_batch_tokens"`
 	// SimSeconds: the overlapped schedule, from the start until the last
@@ -61,7 +62,7 @@ func overlapped(cfg *model.Config, shards []shard, all rows, p *pricer) (*Overla
 	slowest := func(part func(c *clock, sh shard) Breakdown) float64 {
 		var d float64
 		for _, sh := range shards {
-			c := clock{prof: p.s.Profile}
+			c := clock{m: p.m}
 			part(&c, sh)
 			d = max(d, c.now)
 		}
@@ -95,7 +96,7 @@ func overlapped(cfg *model.Config, shards []shard, all rows, p *pricer) (*Overla
 	var ready [2]float64 // when micro-batch m's residual stream is reduced
 	for m := range mbs {
 		r := mbs[m]
-		ready[m] = runCompute(0, slowest(func(c *clock, _ shard) Breakdown { return embed(c, cfg, r.n()) }))
+		ready[m] = runCompute(0, slowest(func(c *clock, _ shard) Breakdown { return embed(c, cfg, r.n(), m == 0) }))
 	}
 	for l := 0; l < cfg.Layers; l++ {
 		var done [2]float64
@@ -104,7 +105,7 @@ func overlapped(cfg *model.Config, shards []shard, all rows, p *pricer) (*Overla
 			done[m] = runCompute(ready[m], slowest(func(c *clock, sh shard) Breakdown {
 				var b Breakdown
 				if l > 0 {
-					b.add(closePart(c, cfg, p.f, r))
+					b.add(closePart(c, cfg, p.f, l-1, sh, r))
 				}
 				b.add(attnPart(c, cfg, p.f, l, sh, r))
 				return b
@@ -120,7 +121,7 @@ func overlapped(cfg *model.Config, shards []shard, all rows, p *pricer) (*Overla
 		for m := range mbs {
 			r := mbs[m]
 			done[m] = runCompute(ready[m], slowest(func(c *clock, sh shard) Breakdown {
-				return mlpPart(c, cfg, p.f, sh, r)
+				return mlpPart(c, cfg, p.f, l, sh, r)
 			}))
 		}
 		for m := range mbs {
@@ -136,7 +137,7 @@ func overlapped(cfg *model.Config, shards []shard, all rows, p *pricer) (*Overla
 		runCompute(ready[m], slowest(func(c *clock, sh shard) Breakdown {
 			var b Breakdown
 			if cfg.Layers > 0 {
-				b.add(closePart(c, cfg, p.f, r))
+				b.add(closePart(c, cfg, p.f, cfg.Layers-1, sh, r))
 			}
 			norm, head := tail(c, cfg, sh, r)
 			b.add(norm)

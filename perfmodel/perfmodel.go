@@ -1,9 +1,10 @@
 // Package perfmodel prices a tensor-parallel prefill on the TPU cost model
 // from shapes alone, so that models far too large for this machine can be
-// priced. It charges every device exactly the work the engine (package tp)
-// charges its simulated clocks: matmuls at peak bf16 FLOP/s, element-wise
-// work at HBM bandwidth, and each row-parallel output's AllReduce priced by
-// collective.Estimate with the options the engine passes.
+// priced. It charges every device exactly the operations the engine
+// (package tp) charges its simulated clocks, the lists of package cost,
+// priced by the same execution model (Setup.Exec), and each row-parallel
+// output's AllReduce priced by collective.Estimate with the options the
+// engine passes, on the execution model's network.
 //
 // All times are simulated TPU seconds.
 package perfmodel
@@ -13,6 +14,7 @@ import (
 	"fmt"
 
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/model"
 	"github.com/equarx/equarx/tp"
 	"github.com/equarx/equarx/tpu"
@@ -33,26 +35,35 @@ type Setup struct {
 	// Overlap prices the two-micro-batch schedule described in Overlapped
 	// instead of the engine's serial one.
 	Overlap bool
+	// Exec is how the TPU executes the operations (package cost), as in
+	// tp.EngineConfig.Exec; the zero value is the baseline.
+	Exec cost.Exec
+	// Constants replaces the profile's embedded execution constants
+	// (cost.ConstantsOf) when set; for fitting them.
+	Constants *cost.Constants
 }
 
 // Breakdown splits simulated seconds by kind of work.
 type Breakdown struct {
-	// MatmulSeconds: the seven projections of each layer and the LM head,
-	// FLOPs at peak bf16 FLOP/s.
+	// MatmulSeconds: the seven projections of each layer and the LM head
+	// (cost.Matmul under the execution model).
 	MatmulSeconds float64 `json:"matmul_seconds"`
-	// AttentionSeconds: q·k and p·v FLOPs at peak plus the softmax pass over
-	// the scores at HBM bandwidth.
+	// AttentionSeconds: q·k and p·v FLOPs plus the softmax's traffic (or
+	// the fused kernel's).
 	AttentionSeconds float64 `json:"attention_seconds"`
 	// ElementwiseSeconds: embedding, norms, RoPE, gating, residual adds and
 	// the LM head's pass over the logits, bytes at HBM bandwidth.
 	ElementwiseSeconds float64 `json:"elementwise_seconds"`
 	// AllReduceSeconds: the row-parallel AllReduces.
 	AllReduceSeconds float64 `json:"allreduce_seconds"`
+	// OverheadSeconds: the program's dispatch (cost.Exec.Overheads; kernel
+	// launches are counted with their kernels).
+	OverheadSeconds float64 `json:"overhead_seconds"`
 }
 
 // Total is the sum of the parts.
 func (b Breakdown) Total() float64 {
-	return b.MatmulSeconds + b.AttentionSeconds + b.ElementwiseSeconds + b.AllReduceSeconds
+	return b.MatmulSeconds + b.AttentionSeconds + b.ElementwiseSeconds + b.AllReduceSeconds + b.OverheadSeconds
 }
 
 func (b *Breakdown) add(o Breakdown) {
@@ -60,6 +71,7 @@ func (b *Breakdown) add(o Breakdown) {
 	b.AttentionSeconds += o.AttentionSeconds
 	b.ElementwiseSeconds += o.ElementwiseSeconds
 	b.AllReduceSeconds += o.AllReduceSeconds
+	b.OverheadSeconds += o.OverheadSeconds
 }
 
 // AllReducePrice is one priced AllReduce.
@@ -152,111 +164,79 @@ type rows struct {
 
 func (r rows) n() int { return len(r.pos) }
 
-// pairs is the number of (query, key) pairs that enter the softmax for one
-// head: a query at position p sees min(p+1, window) keys (window 0 = all).
-func (r rows) pairs(window int) int {
-	s := 0
-	for _, p := range r.pos {
-		if window > 0 {
-			s += min(p+1, window)
-		} else {
-			s += p + 1
+// clock is one rank's simulated clock, advanced by the operations of package
+// cost priced by the execution model, exactly as the engine's ranks
+// (tp's rank.Charge) advance theirs.
+type clock struct {
+	m   *cost.Model
+	now float64
+}
+
+// charge advances the clock over ops and returns their time by kind.
+func (c *clock) charge(ops []cost.Op) Breakdown {
+	var b Breakdown
+	for _, o := range ops {
+		d := c.m.Seconds(o)
+		c.now += d
+		switch o.Kind {
+		case cost.Matmul:
+			b.MatmulSeconds += d
+		case cost.Attention:
+			b.AttentionSeconds += d
+		case cost.Elementwise:
+			b.ElementwiseSeconds += d
+		case cost.Dispatch:
+			b.OverheadSeconds += d
 		}
 	}
-	return s
+	return b
 }
 
-// clock is one rank's simulated clock with its charges sorted by kind,
-// advanced with the same arithmetic as tpu.Device.
-type clock struct {
-	prof tpu.Profile
-	now  float64
+// block is the cost.Block of a layer on a rank (model/charge.go builds the
+// same from the engine's bound weights).
+func block(cfg *model.Config, f flavor, layer int, sh shard, r rows) cost.Block {
+	return cost.Block{Pos: r.pos, Dim: cfg.Dim, HeadDim: cfg.HeadDim, QHeads: sh.nq, KVHeads: sh.nkv,
+		Hidden: sh.hid, Window: window(cfg, layer), QKNorm: f.qkNorm, Sandwich: f.sandwich}
 }
 
-func (c *clock) compute(flops float64) float64 {
-	d := flops / c.prof.PeakBF16FLOPS
-	c.now += d
-	return d
-}
-
-func (c *clock) elementwise(bytes float64) float64 {
-	d := bytes / c.prof.HBMBytesPerSec
-	c.now += d
-	return d
-}
-
-// matmulFlops mirrors model.MatMulT: 2·n·m·k, 0 for an empty output.
-func matmulFlops(n, m, k int) float64 {
-	if n == 0 || m == 0 || k == 0 {
-		return 0
+// embed charges the embedding lookup (engine: runRank), after the
+// program's dispatch when program is set (once per prefill).
+func embed(c *clock, cfg *model.Config, n int, program bool) Breakdown {
+	var b Breakdown
+	if program {
+		b = c.charge(cost.Program())
 	}
-	return 2 * float64(n) * float64(m) * float64(k)
-}
-
-// embed charges the embedding lookup (engine: runRank).
-func embed(c *clock, cfg *model.Config, n int) Breakdown {
-	return Breakdown{ElementwiseSeconds: c.elementwise(float64(2 * 4 * n * cfg.Dim))}
+	b.add(c.charge(cost.Embed(n, cfg.Dim)))
+	return b
 }
 
 // attnPart charges a layer from its attention norm to the O projection,
-// before the O AllReduce (model/block.go Forward).
+// before the O AllReduce.
 func attnPart(c *clock, cfg *model.Config, f flavor, layer int, sh shard, r rows) Breakdown {
-	var b Breakdown
-	n, d, hd := r.n(), cfg.Dim, cfg.HeadDim
-	rowBytes := float64(n * d * 4)
-	b.ElementwiseSeconds += c.elementwise(2 * rowBytes) // attention norm
-	b.MatmulSeconds += c.compute(matmulFlops(n, sh.nq*hd, d))
-	b.MatmulSeconds += c.compute(matmulFlops(n, sh.nkv*hd, d))
-	b.MatmulSeconds += c.compute(matmulFlops(n, sh.nkv*hd, d))
-	if f.qkNorm {
-		b.ElementwiseSeconds += c.elementwise(float64(2 * 4 * n * (sh.nq + sh.nkv) * hd))
-	}
-	b.ElementwiseSeconds += c.elementwise(float64(2 * 4 * n * (sh.nq + sh.nkv) * hd)) // RoPE
-	pairs := sh.nq * r.pairs(window(cfg, layer))
-	b.AttentionSeconds += c.compute(4 * float64(hd) * float64(pairs))
-	b.AttentionSeconds += c.elementwise(4 * 3 * float64(pairs))
-	b.MatmulSeconds += c.compute(matmulFlops(n, d, sh.nq*hd))
-	return b
+	ops, _, _ := block(cfg, f, layer, sh, r).Phases()
+	return c.charge(ops)
 }
 
 // mlpPart charges a layer from after the O AllReduce to the down
 // projection, before its AllReduce.
-func mlpPart(c *clock, cfg *model.Config, f flavor, sh shard, r rows) Breakdown {
-	var b Breakdown
-	n, d := r.n(), cfg.Dim
-	rowBytes := float64(n * d * 4)
-	if f.sandwich { // post-attention norm
-		b.ElementwiseSeconds += c.elementwise(2 * rowBytes)
-	}
-	b.ElementwiseSeconds += c.elementwise(3 * rowBytes) // residual add
-	b.ElementwiseSeconds += c.elementwise(2 * rowBytes) // MLP norm
-	b.MatmulSeconds += c.compute(matmulFlops(n, sh.hid, d))
-	b.MatmulSeconds += c.compute(matmulFlops(n, sh.hid, d))
-	b.ElementwiseSeconds += c.elementwise(float64(3 * 4 * n * sh.hid)) // gate
-	b.MatmulSeconds += c.compute(matmulFlops(n, d, sh.hid))
-	return b
+func mlpPart(c *clock, cfg *model.Config, f flavor, layer int, sh shard, r rows) Breakdown {
+	_, ops, _ := block(cfg, f, layer, sh, r).Phases()
+	return c.charge(ops)
 }
 
 // closePart charges what follows the down AllReduce in a layer.
-func closePart(c *clock, cfg *model.Config, f flavor, r rows) Breakdown {
-	var b Breakdown
-	rowBytes := float64(r.n() * cfg.Dim * 4)
-	if f.sandwich { // post-MLP norm
-		b.ElementwiseSeconds += c.elementwise(2 * rowBytes)
-	}
-	b.ElementwiseSeconds += c.elementwise(3 * rowBytes) // residual add
-	return b
+func closePart(c *clock, cfg *model.Config, f flavor, layer int, sh shard, r rows) Breakdown {
+	_, _, ops := block(cfg, f, layer, sh, r).Phases()
+	return c.charge(ops)
 }
 
 // tail charges the final norm and the vocab-parallel LM head (engine:
 // runRank); it returns the two parts separately.
 func tail(c *clock, cfg *model.Config, sh shard, r rows) (norm, head Breakdown) {
 	n, d := r.n(), cfg.Dim
-	norm.ElementwiseSeconds = c.elementwise(float64(2 * 4 * n * d))
+	norm = c.charge(cost.FinalNorm(n, d))
 	for r0 := 0; r0 < n; r0 += tp.HeadChunkRows {
-		k := min(tp.HeadChunkRows, n-r0)
-		head.MatmulSeconds += c.compute(matmulFlops(k, sh.vs, d))
-		head.ElementwiseSeconds += c.elementwise(float64(2 * 4 * k * sh.vs))
+		head.add(c.charge(cost.HeadChunk(min(tp.HeadChunkRows, n-r0), sh.vs, d)))
 	}
 	return norm, head
 }
@@ -286,6 +266,8 @@ func flavorOf(cfg model.Config) (flavor, error) {
 type pricer struct {
 	s     Setup
 	f     flavor
+	m     *cost.Model
+	net   tpu.Profile // the profile collectives run on (cost.Model.NetworkProfile)
 	cache map[int]collective.EstimateResult
 }
 
@@ -293,7 +275,7 @@ func (p *pricer) price(elements int) (collective.EstimateResult, error) {
 	if e, ok := p.cache[elements]; ok {
 		return e, nil
 	}
-	e, err := collective.Estimate(p.s.Topology, p.s.Profile, elements, p.s.AllReduce)
+	e, err := collective.Estimate(p.s.Topology, p.net, elements, p.s.AllReduce)
 	if err != nil {
 		return e, fmt.Errorf("perfmodel: allreduce of %d values: %w", elements, err)
 	}
@@ -345,8 +327,14 @@ func Price(cfg model.Config, lengths []int, s Setup) (*Estimate, error) {
 	if s.Topology.Size() != s.TP {
 		return nil, fmt.Errorf("%w: topology %s has %d devices, tp is %d", ErrInvalid, s.Topology, s.Topology.Size(), s.TP)
 	}
-	if !(s.Profile.PeakBF16FLOPS > 0) || !(s.Profile.HBMBytesPerSec > 0) {
-		return nil, fmt.Errorf("%w: profile %q has no peak FLOP/s or HBM bandwidth", ErrInvalid, s.Profile.Name)
+	var cm *cost.Model
+	if s.Constants != nil {
+		cm, err = cost.NewModelWith(s.Exec, s.Profile, *s.Constants)
+	} else {
+		cm, err = cost.NewModel(s.Exec, s.Profile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if len(lengths) == 0 {
 		return nil, fmt.Errorf("%w: empty batch", ErrInvalid)
@@ -377,7 +365,7 @@ func Price(cfg model.Config, lengths []int, s Setup) (*Estimate, error) {
 	}
 	est := &Estimate{Model: cfg.Name, Tokens: all.n(), Lengths: append([]int(nil), lengths...), TP: s.TP,
 		Topology: s.Topology.String(), TPU: s.Profile.Name, Codec: codec, Overlap: s.Overlap, Exact: true}
-	p := &pricer{s: s, f: f, cache: map[int]collective.EstimateResult{}}
+	p := &pricer{s: s, f: f, m: cm, net: cm.NetworkProfile(), cache: map[int]collective.EstimateResult{}}
 	if err := serial(est, &cfg, shards, all, p); err != nil {
 		return nil, err
 	}
@@ -407,9 +395,9 @@ func serial(est *Estimate, cfg *model.Config, shards []shard, all rows, p *price
 	}
 	parts := make([]rankParts, size)
 	for r := range clocks {
-		clocks[r].prof = p.s.Profile
+		clocks[r].m = p.m
 		parts[r].layers = make([]Breakdown, cfg.Layers)
-		parts[r].embed = embed(&clocks[r], cfg, all.n())
+		parts[r].embed = embed(&clocks[r], cfg, all.n(), true)
 	}
 	n := all.n()
 	est.Layers = make([]LayerPrice, cfg.Layers)
@@ -427,7 +415,7 @@ func serial(est *Estimate, cfg *model.Config, shards []shard, all rows, p *price
 		lp.AttnAllReduce = ar
 		for r := range clocks {
 			parts[r].layers[l].AllReduceSeconds += spent[r]
-			parts[r].layers[l].add(mlpPart(&clocks[r], cfg, p.f, shards[r], all))
+			parts[r].layers[l].add(mlpPart(&clocks[r], cfg, p.f, l, shards[r], all))
 		}
 		ar, spent, together, err = p.allReduce(clocks, n*cfg.Dim)
 		if err != nil {
@@ -437,7 +425,7 @@ func serial(est *Estimate, cfg *model.Config, shards []shard, all rows, p *price
 		lp.MLPAllReduce = ar
 		for r := range clocks {
 			parts[r].layers[l].AllReduceSeconds += spent[r]
-			parts[r].layers[l].add(closePart(&clocks[r], cfg, p.f, all))
+			parts[r].layers[l].add(closePart(&clocks[r], cfg, p.f, l, shards[r], all))
 		}
 	}
 	for r := range clocks {

@@ -2,10 +2,12 @@ package perfmodel
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/model"
 	"github.com/equarx/equarx/tpu"
 	"github.com/google/go-cmp/cmp"
@@ -82,7 +84,7 @@ func TestAttentionPairs(t *testing.T) {
 					}
 				}
 			}
-			if got := r.pairs(window); got != want {
+			if got := cost.Pairs(r.pos, window); got != want {
 				t.Errorf("window %d, lengths %v: %d pairs, want %d", window, lengths, got, want)
 			}
 		}
@@ -99,15 +101,22 @@ func TestOverlapBounds(t *testing.T) {
 	for _, tc := range []struct {
 		model, topo, prof string
 		codec             collective.CodecKind
+		xla               bool
 	}{
-		{"gemma3-27b", "ring:8", "v5e", collective.CodecBF16},
-		{"gemma3-27b", "ring:8", "v5e", collective.CodecInt8},
-		{"gemma3-12b", "torus:4x4", "v6e", collective.CodecInt8},
-		{"gemma3-1b", "ring:4", "v4", collective.CodecBF16},
-		{"gemma3-4b", "ring:1", "v5e", collective.CodecInt8},
+		{"gemma3-27b", "ring:8", "v5e", collective.CodecBF16, false},
+		{"gemma3-27b", "ring:8", "v5e", collective.CodecInt8, false},
+		{"gemma3-12b", "torus:4x4", "v6e", collective.CodecInt8, false},
+		{"gemma3-1b", "ring:4", "v4", collective.CodecBF16, false},
+		{"gemma3-4b", "ring:1", "v5e", collective.CodecInt8, false},
+		{"gemma3-27b", "ring:8", "v5e", collective.CodecInt8, true},
+		{"gemma3-12b", "ring:4", "v6e", collective.CodecBF16, true},
 	} {
-		name := tc.model + " " + tc.topo + " " + tc.prof + " " + string(tc.codec)
-		e, err := Price(loadConfig(t, tc.model), []int{1024, 1024}, mustSetup(t, tc.topo, tc.prof, tc.codec, true))
+		name := fmt.Sprintf("%s %s %s %s xla=%v", tc.model, tc.topo, tc.prof, tc.codec, tc.xla)
+		s := mustSetup(t, tc.topo, tc.prof, tc.codec, true)
+		if tc.xla {
+			s.Exec = cost.XLA()
+		}
+		e, err := Price(loadConfig(t, tc.model), []int{1024, 1024}, s)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -120,7 +129,10 @@ func TestOverlapBounds(t *testing.T) {
 			t.Errorf("%s: overlapped %.6g s outside [%.6g, %.6g]", name, o.SimSeconds, lo, hi)
 		}
 		compute := e.SerialSeconds - e.AllReduceSeconds
-		if relDiff(o.ComputeSeconds, compute) > 1e-9 {
+		// Under xla, micro-batches run at their own shapes (more kernels,
+		// lower matmul efficiency), so only the baseline's compute splits
+		// exactly.
+		if !tc.xla && relDiff(o.ComputeSeconds, compute) > 1e-9 {
 			t.Errorf("%s: micro-batched compute %.9g s, serial compute %.9g s", name, o.ComputeSeconds, compute)
 		}
 		if e.TP == 1 && relDiff(o.SimSeconds, e.SerialSeconds) > 1e-9 {

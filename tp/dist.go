@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/tpu"
 	"github.com/equarx/equarx/transport"
 	"github.com/equarx/equarx/weights"
@@ -37,6 +38,7 @@ var ErrGroupIncomplete = errors.New("tensor-parallel group incomplete")
 // remoteCluster is this process's share of a group spanning processes.
 type remoteCluster struct {
 	mesh  *tpu.Mesh
+	cm    *cost.Model
 	node  *transport.Node
 	local []int
 	eps   []collective.Transport
@@ -50,11 +52,11 @@ func newRemoteCluster(cfg EngineConfig, node *transport.Node) (*remoteCluster, e
 	if cfg.TP != node.Config().Ranks {
 		return nil, fmt.Errorf("tp: tp is %d, the transport group has %d ranks", cfg.TP, node.Config().Ranks)
 	}
-	mesh, err := newMesh(cfg)
+	mesh, cm, err := newMesh(cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := &remoteCluster{mesh: mesh, node: node, local: node.LocalRanks()}
+	c := &remoteCluster{mesh: mesh, cm: cm, node: node, local: node.LocalRanks()}
 	for _, r := range c.local {
 		ep, err := node.Endpoint(r)
 		if err != nil {
@@ -123,7 +125,7 @@ func NewDriver(src weights.Source, cfg EngineConfig, node *transport.Node, log *
 		log = slog.New(slog.DiscardHandler)
 	}
 	cl.epoch = 1
-	e, err := newEngine(src, cfg, cl)
+	e, err := newEngine(src, cfg, cl, cl.cm)
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +370,7 @@ func RunWorker(ctx context.Context, src weights.Source, cfg EngineConfig, node *
 	if err != nil {
 		return err
 	}
-	e, err := newEngine(src, cfg, cl)
+	e, err := newEngine(src, cfg, cl, cl.cm)
 	if err != nil {
 		return err
 	}

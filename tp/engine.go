@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/model"
 	"github.com/equarx/equarx/weights"
 )
@@ -48,6 +49,10 @@ type EngineConfig struct {
 	SegmentElems  int
 	FallbackElems int
 	Timeout       time.Duration
+
+	// Exec is how the simulated TPU executes the model's operations (package
+	// cost); the zero value is the baseline execution.
+	Exec cost.Exec
 }
 
 // AllReduceOptions are the options every AllReduce of a prefill with opts
@@ -66,8 +71,7 @@ func (c EngineConfig) AllReduceOptions(opts PrefillOptions) collective.Options {
 
 // device is what a rank needs of an emulated TPU device.
 type device interface {
-	Compute(flops float64)
-	Elementwise(bytes float64)
+	Advance(seconds float64)
 	Now() float64
 }
 
@@ -91,10 +95,15 @@ type cluster interface {
 }
 
 type rankStats struct {
-	calls      int
-	wireBytes  int64
-	simSeconds float64
-	codecs     map[collective.CodecKind]int
+	flops float64 // charged by the rank's operations (cost.Op.FLOPs)
+	// matmulFlops: the charged matmuls' FLOPs; kernelFlops: what the
+	// matmul kernels the rank ran report (model.MatMulT). Equal when the
+	// charge lists describe the work that ran.
+	matmulFlops, kernelFlops float64
+	calls                    int
+	wireBytes                int64
+	simSeconds               float64
+	codecs                   map[collective.CodecKind]int
 	// Squared final-quantization error of the values this rank owned in
 	// its AllReduces, and the squared values (collective.Stats).
 	quantErrSq, quantRefSq float64
@@ -111,7 +120,22 @@ type rank struct {
 
 	opts  collective.Options // of the running batch
 	stats rankStats
+	cost  *cost.Model
 }
+
+// Charge advances the rank's simulated clock by its operations' times under
+// the engine's execution model (it is the rank's model.Meter).
+func (rk *rank) Charge(ops ...cost.Op) {
+	for _, o := range ops {
+		rk.dev.Advance(rk.cost.Seconds(o))
+		rk.stats.flops += o.FLOPs()
+		if o.Kind == cost.Matmul {
+			rk.stats.matmulFlops += o.FLOPs()
+		}
+	}
+}
+
+var _ model.Meter = (*rank)(nil)
 
 // Engine runs batched prefill of one model sharded over TP emulated devices.
 // It is safe for concurrent use; batches run one at a time.
@@ -146,7 +170,7 @@ func (e *Engine) Close() error {
 }
 
 // newEngine binds the weights of src to the ranks of cl.
-func newEngine(src weights.Source, ecfg EngineConfig, cl cluster) (*Engine, error) {
+func newEngine(src weights.Source, ecfg EngineConfig, cl cluster, cm *cost.Model) (*Engine, error) {
 	cfg := src.Config()
 	arch, err := model.New(cfg)
 	if err != nil {
@@ -193,7 +217,7 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster) (*Engine, erro
 	errs := make([]error, len(local))
 	var wg sync.WaitGroup
 	for i, r := range local {
-		rk := &rank{id: r, size: size, dev: cl.Device(r), comm: comms[i]}
+		rk := &rank{id: r, size: size, dev: cl.Device(r), comm: comms[i], cost: cm}
 		e.ranks[i] = rk
 		wg.Go(func() { errs[i] = e.bindRank(src, rk, norms) })
 	}
@@ -520,8 +544,9 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 	n, d := in.b.N, cfg.Dim
 	x := make([]float32, n*d)
 	e.arch.Embed(x, e.embed, in.ids)
-	rk.dev.Elementwise(float64(2 * 4 * n * d))
-	st := model.NewState(in.b, x, rk.dev)
+	rk.Charge(cost.Program()...)
+	rk.Charge(cost.Embed(n, d)...)
+	st := model.NewState(in.b, x, rk)
 	for l, blk := range rk.blocks {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("tp rank %d: layer %d: %w", rk.id, l, err)
@@ -536,7 +561,7 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 		}
 	}
 	e.arch.FinalNorm(x, x, n, e.final)
-	rk.dev.Elementwise(float64(2 * 4 * n * d))
+	rk.Charge(cost.FinalNorm(n, d)...)
 
 	vs := rk.vhi - rk.vlo
 	out := make([]rowStats, n)
@@ -547,8 +572,8 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 		if err != nil {
 			return nil, fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)
 		}
-		rk.dev.Compute(flops)
-		rk.dev.Elementwise(float64(2 * 4 * rows * vs))
+		rk.stats.kernelFlops += flops
+		rk.Charge(cost.HeadChunk(rows, vs, d)...)
 		for i := 0; i < rows; i++ {
 			t := r0 + i
 			row := logits[i*vs : (i+1)*vs]

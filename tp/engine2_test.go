@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/model"
+	"github.com/equarx/equarx/tpu"
 	"github.com/equarx/equarx/weights"
 )
 
@@ -315,7 +317,15 @@ func TestComputeCharges(t *testing.T) {
 		kvReplicas := max(1, size/cfg.KVHeads)
 		want := modelFLOPs(cfg, lens) + float64(cfg.Layers*2*2*n*d*cfg.KVHeads*hd*(kvReplicas-1))
 		cl := newExactCluster(size)
-		e, err := newEngine(stories(t), EngineConfig{TP: size}, cl)
+		prof, err := tpu.LoadProfile("v5e")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm, err := cost.NewModel(cost.Exec{}, prof)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := newEngine(stories(t), EngineConfig{TP: size}, cl, cm)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,8 +335,12 @@ func TestComputeCharges(t *testing.T) {
 		}
 		prefill(t, e, seqs, PrefillOptions{Codec: collective.CodecF32})
 		var got float64
-		for _, dv := range cl.devs {
-			got += dv.flops
+		for _, rk := range e.ranks {
+			got += rk.stats.flops
+			// The charged matmuls are the ones the kernels ran.
+			if rk.stats.matmulFlops != rk.stats.kernelFlops {
+				t.Errorf("tp %d rank %d: charged %g matmul FLOPs, the kernels ran %g", size, rk.id, rk.stats.matmulFlops, rk.stats.kernelFlops)
+			}
 		}
 		if got != want {
 			t.Errorf("tp %d: ranks charged %g FLOPs, the shape says %g", size, got, want)

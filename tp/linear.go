@@ -20,13 +20,12 @@ var _ model.Linear = (*ColumnParallelLinear)(nil)
 func (l *ColumnParallelLinear) InDim() int  { return l.w.In }
 func (l *ColumnParallelLinear) OutDim() int { return l.w.Out }
 
+// Forward computes the rank's columns; the block charges the matmul
+// (cost.Block).
 func (l *ColumnParallelLinear) Forward(ctx context.Context, x []float32, n int, out []float32) error {
 	flops, err := l.w.MulT(x, n, out)
-	if err != nil {
-		return err
-	}
-	l.rk.dev.Compute(flops)
-	return nil
+	l.rk.stats.kernelFlops += flops
+	return err
 }
 
 // RowParallelLinear is Y = X·Aᵀ with A ([out, in]) split by input columns.
@@ -45,12 +44,14 @@ var _ model.Linear = (*RowParallelLinear)(nil)
 func (l *RowParallelLinear) InDim() int  { return l.w.In }
 func (l *RowParallelLinear) OutDim() int { return l.w.Out }
 
+// Forward computes the rank's partial output (the block charges the matmul,
+// cost.Block) and, with ReduceResults, sums it over the group.
 func (l *RowParallelLinear) Forward(ctx context.Context, x []float32, n int, out []float32) error {
 	flops, err := l.w.MulT(x, n, out)
+	l.rk.stats.kernelFlops += flops
 	if err != nil {
 		return err
 	}
-	l.rk.dev.Compute(flops)
 	if !l.ReduceResults {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/tpu"
 	"github.com/equarx/equarx/weights"
 )
@@ -15,40 +16,46 @@ func NewEngine(src weights.Source, cfg EngineConfig) (*Engine, error) {
 	if src == nil {
 		return nil, fmt.Errorf("tp: new engine: nil weight source")
 	}
-	mesh, err := newMesh(cfg)
+	mesh, cm, err := newMesh(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return newEngine(src, cfg, &meshCluster{mesh: mesh})
+	return newEngine(src, cfg, &meshCluster{mesh: mesh}, cm)
 }
 
-// newMesh builds the emulated mesh of an engine configuration.
-func newMesh(cfg EngineConfig) (*tpu.Mesh, error) {
+// newMesh builds the emulated mesh of an engine configuration and the
+// execution model that prices its work.
+func newMesh(cfg EngineConfig) (*tpu.Mesh, *cost.Model, error) {
 	if cfg.TP < 1 {
-		return nil, fmt.Errorf("tp: new engine: tp must be >= 1, got %d", cfg.TP)
+		return nil, nil, fmt.Errorf("tp: new engine: tp must be >= 1, got %d", cfg.TP)
 	}
 	if cfg.TPU == "" {
-		return nil, fmt.Errorf("tp: new engine: TPU profile is not set (one of %v)", tpu.ProfileNames())
+		return nil, nil, fmt.Errorf("tp: new engine: TPU profile is not set (one of %v)", tpu.ProfileNames())
 	}
 	if cfg.Topology == "" {
 		cfg.Topology = fmt.Sprintf("ring:%d", cfg.TP)
 	}
 	topo, err := tpu.ParseTopology(cfg.Topology)
 	if err != nil {
-		return nil, fmt.Errorf("tp: new engine: %w", err)
+		return nil, nil, fmt.Errorf("tp: new engine: %w", err)
 	}
 	if topo.Size() != cfg.TP {
-		return nil, fmt.Errorf("tp: new engine: topology %s has %d devices, tp is %d", cfg.Topology, topo.Size(), cfg.TP)
+		return nil, nil, fmt.Errorf("tp: new engine: topology %s has %d devices, tp is %d", cfg.Topology, topo.Size(), cfg.TP)
 	}
 	prof, err := tpu.LoadProfile(cfg.TPU)
 	if err != nil {
-		return nil, fmt.Errorf("tp: new engine: %w", err)
+		return nil, nil, fmt.Errorf("tp: new engine: %w", err)
 	}
-	mesh, err := tpu.NewMesh(topo, prof)
+	cm, err := cost.NewModel(cfg.Exec, prof)
 	if err != nil {
-		return nil, fmt.Errorf("tp: new engine: %w", err)
+		return nil, nil, fmt.Errorf("tp: new engine: %w", err)
 	}
-	return mesh, nil
+	// Collectives run on the execution model's network (ICI derating).
+	mesh, err := tpu.NewMesh(topo, cm.NetworkProfile())
+	if err != nil {
+		return nil, nil, fmt.Errorf("tp: new engine: %w", err)
+	}
+	return mesh, cm, nil
 }
 
 // meshCluster runs the engine on a tpu.Mesh with collective communicators.

@@ -89,16 +89,10 @@ func (d *Device) Rank() int { return d.rank }
 // Mesh returns the mesh the device belongs to.
 func (d *Device) Mesh() *Mesh { return d.mesh }
 
-// Compute advances the simulated clock by the time of flops at peak bf16
-// matmul rate.
-func (d *Device) Compute(flops float64) {
-	d.clock += flops / d.mesh.nw.prof.PeakBF16FLOPS
-}
-
-// Elementwise advances the simulated clock by the time to move bytes through
-// HBM (bytes read plus bytes written).
-func (d *Device) Elementwise(bytes float64) {
-	d.clock += d.mesh.nw.ElementwiseSeconds(bytes)
+// Advance moves the clock forward by seconds of work (package cost prices
+// the work).
+func (d *Device) Advance(seconds float64) {
+	d.clock += seconds
 }
 
 // Now is the device's simulated time in seconds.

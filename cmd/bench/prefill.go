@@ -16,6 +16,7 @@ import (
 
 	"github.com/equarx/equarx/assets"
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/model"
 	"github.com/equarx/equarx/perfmodel"
 	"github.com/equarx/equarx/tp"
@@ -52,7 +53,8 @@ type pfConfig struct {
 	Reps       int
 	MaxWeight  int64
 	Seed       int64
-	RepoRoot   string // where configs/models lives; "" = search upward from the working directory
+	RepoRoot   string    // where configs/models lives; "" = search upward from the working directory
+	Exec       cost.Exec // how the simulated TPU executes the operations
 }
 
 // pfRow is one result row. sim_* and *_seconds without "wall" are
@@ -69,6 +71,7 @@ type pfRow struct {
 	CodecUsed string `json:"codec_used"` // per AllReduce after fallback, e.g. "bf16+int8"
 	DryRun    bool   `json:"dry_run"`
 	Overlap   bool   `json:"overlap"`
+	Exec      string `json:"exec"` // execution model (cost.Exec)
 	// SimSeconds: simulated TPU seconds of the prefill as the engine runs
 	// it (serial schedule): PrefillResult.SimSeconds on a real run, the
 	// perfmodel estimate on a dry run.
@@ -82,6 +85,7 @@ type pfRow struct {
 	AttentionSeconds   float64 `json:"attention_seconds"`
 	ElementwiseSeconds float64 `json:"elementwise_seconds"`
 	AllReduceSeconds   float64 `json:"allreduce_seconds"`
+	OverheadSeconds    float64 `json:"overhead_seconds"`
 	AllReduceShare     float64 `json:"allreduce_share"`
 	// SpeedupVsBF16: the bf16 row's SimSeconds / this row's (same model,
 	// TPU, topology and tokens).
@@ -117,15 +121,20 @@ func runPrefillCmd(args []string, stdout io.Writer) error {
 	jsonOut := fs.String("json", "", "write rows as a JSON array to this file")
 	mdOut := fs.String("markdown", "", "write the rows as Markdown tables to this file (a pivot of speedup vs bf16 by tp degree, then every row)")
 	plotOut := fs.String("plot", "", "write a PNG plot of the simulated speedup vs bf16 over tp degree, one line per model, TPU and codec")
+	execFlag := fs.String("exec", "xla", "TPU execution model (package cost): xla (bf16 activations, fusion, matmul efficiency curve, fused attention, launch overheads, derated ICI), baseline (float32, unfused, peak FLOP/s), or a comma list of parts (bf16, fuse, curve, flash, overheads, ici) added to the baseline; -part removes one from xla (\"xla,-fuse\")")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	exec, err := cost.ParseExec(*execFlag)
+	if err != nil {
+		return fmt.Errorf("--exec: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg := pfConfig{Models: splitList(*models), TPUs: splitList(*tpus), Topologies: splitList(*topos), Seqs: *seqs,
 		Algorithm: collective.Algorithm(*algo), Segment: *seg, Fallback: *fallback, DryRun: *dry, Overlap: *overlap,
-		Reps: *reps, MaxWeight: *maxWeight, Seed: *seed}
+		Reps: *reps, MaxWeight: *maxWeight, Seed: *seed, Exec: exec}
 	for _, s := range splitList(*tokens) {
 		n, err := parseCount(s)
 		if err != nil {
@@ -342,7 +351,7 @@ func runPrefillSweep(ctx context.Context, cfg pfConfig) ([]pfRow, []string, erro
 func prefillGroup(ctx context.Context, cfg pfConfig, mc model.Config, prof tpu.Profile, topo tpu.Topology, lengths []int) ([]pfRow, error) {
 	size := topo.Size()
 	ecfg := tp.EngineConfig{TP: size, Topology: topo.String(), TPU: prof.Name, Algorithm: cfg.Algorithm,
-		SegmentElems: cfg.Segment, FallbackElems: cfg.Fallback}
+		SegmentElems: cfg.Segment, FallbackElems: cfg.Fallback, Exec: cfg.Exec}
 	var eng *tp.Engine
 	if !cfg.DryRun {
 		src, err := weightSource(mc, cfg.Seed)
@@ -362,7 +371,8 @@ func prefillGroup(ctx context.Context, cfg pfConfig, mc model.Config, prof tpu.P
 	ids := tokenIDs(lengths, mc.Vocab, cfg.Seed)
 	price := func(c collective.CodecKind) (*perfmodel.Estimate, error) {
 		opts := ecfg.AllReduceOptions(tp.PrefillOptions{Codec: c})
-		return perfmodel.Price(mc, lengths, perfmodel.Setup{TP: size, Topology: topo, Profile: prof, AllReduce: opts, Overlap: cfg.Overlap})
+		return perfmodel.Price(mc, lengths, perfmodel.Setup{TP: size, Topology: topo, Profile: prof, AllReduce: opts,
+			Overlap: cfg.Overlap, Exec: cfg.Exec})
 	}
 	var rows []pfRow
 	for _, c := range cfg.Codecs {
@@ -372,10 +382,10 @@ func prefillGroup(ctx context.Context, cfg pfConfig, mc model.Config, prof tpu.P
 		}
 		r := pfRow{Model: mc.Name, Params: mc.Params(), TPU: prof.Name, Topology: topo.String(), TP: size,
 			Tokens: tokens, Seqs: len(lengths), Codec: string(c), CodecUsed: codecsUsed(est), DryRun: cfg.DryRun,
-			Overlap: cfg.Overlap, SimSeconds: est.SerialSeconds, EstimateSimSeconds: est.SerialSeconds, Exact: est.Exact,
-			MatmulSeconds: est.MatmulSeconds, AttentionSeconds: est.AttentionSeconds,
+			Overlap: cfg.Overlap, Exec: cfg.Exec.String(), SimSeconds: est.SerialSeconds, EstimateSimSeconds: est.SerialSeconds,
+			Exact: est.Exact, MatmulSeconds: est.MatmulSeconds, AttentionSeconds: est.AttentionSeconds,
 			ElementwiseSeconds: est.ElementwiseSeconds, AllReduceSeconds: est.AllReduceSeconds,
-			AllReduceShare: est.AllReduceShare}
+			OverheadSeconds: est.OverheadSeconds, AllReduceShare: est.AllReduceShare}
 		if est.Overlapped != nil {
 			r.OverlapSimSeconds = est.Overlapped.SimSeconds
 			r.OverlapGain = est.SerialSeconds / est.Overlapped.SimSeconds
@@ -448,7 +458,7 @@ func fmtUS(s float64) string { return strconv.FormatFloat(s*1e6, 'f', 1, 64) }
 
 func writePrefillTable(w io.Writer, rows []pfRow, skipped []string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\ttpu\ttopology\ttokens\tcodec\tused\tsim us\tmatmul us\tattention us\telementwise us\tallreduce us\tAR share\tspeedup vs bf16\toverlap sim us\toverlap gain\toverlap speedup vs bf16\twall s (CPU)\twall tok/s (CPU)\t")
+	fmt.Fprintln(tw, "model\ttpu\ttopology\ttokens\tcodec\tused\tsim us\tmatmul us\tattention us\telementwise us\tallreduce us\tdispatch us\tAR share\tspeedup vs bf16\toverlap sim us\toverlap gain\toverlap speedup vs bf16\twall s (CPU)\twall tok/s (CPU)\t")
 	for _, r := range rows {
 		ov, gain, osp := "-", "-", "-"
 		if r.OverlapSimSeconds > 0 {
@@ -458,15 +468,18 @@ func writePrefillTable(w io.Writer, rows []pfRow, skipped []string) error {
 		if r.WallSeconds != nil {
 			wall, tps = fmt.Sprintf("%.3f", *r.WallSeconds), fmt.Sprintf("%.0f", *r.WallTokensPerSec)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.Model, r.TPU, r.Topology, r.Tokens, r.Codec, r.CodecUsed, fmtUS(r.SimSeconds), fmtUS(r.MatmulSeconds),
-			fmtUS(r.AttentionSeconds), fmtUS(r.ElementwiseSeconds), fmtUS(r.AllReduceSeconds), r.AllReduceShare,
+			fmtUS(r.AttentionSeconds), fmtUS(r.ElementwiseSeconds), fmtUS(r.AllReduceSeconds), fmtUS(r.OverheadSeconds), r.AllReduceShare,
 			r.SpeedupVsBF16, ov, gain, osp, wall, tps)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "sim / matmul / attention / elementwise / allreduce / overlap: simulated TPU microseconds (cost model); wall: measured CPU seconds on this machine.")
+	if len(rows) > 0 {
+		fmt.Fprintf(w, "execution model: %s\n", rows[0].Exec)
+	}
+	fmt.Fprintln(w, "sim / matmul / attention / elementwise / allreduce / dispatch / overlap: simulated TPU microseconds (cost model); wall: measured CPU seconds on this machine.")
 	for _, r := range rows {
 		if !r.Exact {
 			fmt.Fprintf(w, "note: %s %s %s %s: ranks reach some AllReduce at different times; the estimate prices those calls from the last rank's arrival (an upper bound).\n", r.Model, r.TPU, r.Topology, r.Codec)
@@ -579,11 +592,11 @@ func writePrefillMarkdown(w io.Writer, rows []pfRow, skipped []string) {
 	for _, r := range rows {
 		wall = wall || r.WallSeconds != nil
 	}
-	fmt.Fprint(w, "| model | TPU | topology | tokens | codec | used | sim ms | matmul ms | attention ms | elementwise ms | allreduce ms | AR share | speedup vs bf16 | overlap sim ms | overlap gain |")
+	fmt.Fprint(w, "| model | TPU | topology | tokens | codec | used | sim ms | matmul ms | attention ms | elementwise ms | allreduce ms | dispatch ms | AR share | speedup vs bf16 | overlap sim ms | overlap gain |")
 	if wall {
 		fmt.Fprint(w, " CPU wall s (measured) | CPU tokens/s (measured) |")
 	}
-	fmt.Fprint(w, "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprint(w, "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	if wall {
 		fmt.Fprint(w, "---|---|")
 	}
@@ -598,9 +611,10 @@ func writePrefillMarkdown(w io.Writer, rows []pfRow, skipped []string) {
 		if r.OverlapSimSeconds > 0 {
 			ov, gain = ms(r.OverlapSimSeconds), fmt.Sprintf("%.3f", r.OverlapGain)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s%s | %s | %s | %s | %s | %.3f | %.3f | %s | %s |",
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s%s | %s | %s | %s | %s | %s | %.3f | %.3f | %s | %s |",
 			r.Model, r.TPU, r.Topology, r.Tokens, r.Codec, r.CodecUsed, ms(r.SimSeconds), star, ms(r.MatmulSeconds),
-			ms(r.AttentionSeconds), ms(r.ElementwiseSeconds), ms(r.AllReduceSeconds), r.AllReduceShare, r.SpeedupVsBF16, ov, gain)
+			ms(r.AttentionSeconds), ms(r.ElementwiseSeconds), ms(r.AllReduceSeconds), ms(r.OverheadSeconds),
+			r.AllReduceShare, r.SpeedupVsBF16, ov, gain)
 		if wall {
 			if r.WallSeconds != nil {
 				fmt.Fprintf(w, " %.4f | %.0f |", *r.WallSeconds, *r.WallTokensPerSec)
