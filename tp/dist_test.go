@@ -189,3 +189,24 @@ func TestDistWorkerLossAndRejoin(t *testing.T) {
 		}
 	}
 }
+
+// A batch from the wire decodes or fails; it never panics and never
+// allocates beyond what its bytes can hold.
+func FuzzDecodeBatch(f *testing.F) {
+	in := &batchIn{ids: []int{1, 403, 407, 2, 5}, seqs: [][2]int{{0, 3}, {3, 5}}}
+	f.Add(encodeBatch(in, PrefillOptions{Codec: collective.CodecInt8, TopK: 2}, 1.5))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		seqs, _, _, err := decodeBatch(b)
+		if err != nil {
+			return
+		}
+		n := 0
+		for _, s := range seqs {
+			n += len(s)
+		}
+		if 4*(n+len(seqs)) > len(b) {
+			t.Fatalf("%d ids in %d sequences from %d bytes", n, len(seqs), len(b))
+		}
+	})
+}
