@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -202,55 +201,11 @@ func (c pfConfig) validate() error {
 	return nil
 }
 
-// findRepoRoot walks up from the working directory to the directory that
-// holds configs/models.
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if st, err := os.Stat(filepath.Join(dir, "configs", "models")); err == nil && st.IsDir() {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("configs/models not found in the working directory or any parent; pass a config path instead of a name")
-		}
-		dir = parent
-	}
-}
+// findRepoRoot is model.FindRepoRoot.
+func findRepoRoot() (string, error) { return model.FindRepoRoot() }
 
-// loadModel resolves a --model entry: a path (anything with a path
-// separator or a .json suffix) or a name in configs/models.
-func loadModel(arg, root string) (model.Config, error) {
-	path := arg
-	if !strings.ContainsRune(arg, os.PathSeparator) && !strings.HasSuffix(arg, ".json") {
-		if root == "" {
-			r, err := findRepoRoot()
-			if err != nil {
-				return model.Config{}, fmt.Errorf("model %q: %w", arg, err)
-			}
-			root = r
-		}
-		path = filepath.Join(root, "configs", "models", strings.ToLower(arg)+".json")
-		if _, err := os.Stat(path); err != nil {
-			names, _ := filepath.Glob(filepath.Join(root, "configs", "models", "*.json"))
-			for i, n := range names {
-				names[i] = strings.TrimSuffix(filepath.Base(n), ".json")
-			}
-			return model.Config{}, fmt.Errorf("model %q: no %s (known: %s)", arg, path, strings.Join(names, ", "))
-		}
-	}
-	c, err := model.LoadConfig(path)
-	if err != nil {
-		return model.Config{}, err
-	}
-	if c.Name == "" {
-		c.Name = strings.TrimSuffix(filepath.Base(path), ".json")
-	}
-	return c, nil
-}
+// loadModel resolves a --model entry with model.LoadNamed.
+func loadModel(arg, root string) (model.Config, error) { return model.LoadNamed(arg, root) }
 
 // seqLengths splits n tokens into k sequences whose lengths differ by at
 // most one.

@@ -198,7 +198,12 @@ func openModel(cfg *Config, withTokenizer bool) (weights.Source, server.Tokenize
 		name = cfg.ModelName
 		err  error
 	)
+	synthName, synthetic := strings.CutPrefix(cfg.Model, "synthetic:")
 	switch {
+	case synthetic:
+		if src, name, err = openSynthetic(synthName, name); err != nil {
+			return nil, nil, "", err
+		}
 	case cfg.Model == "":
 		if src, err = weights.ReadLlama2C(assets.Stories260K()); err != nil {
 			return nil, nil, "", fmt.Errorf("built-in model: %w", err)
@@ -231,6 +236,8 @@ func openModel(cfg *Config, withTokenizer bool) (weights.Source, server.Tokenize
 		tok, err = tokenizer.Open(cfg.Tokenizer)
 	case cfg.Model == "":
 		tok, err = tokenizer.LoadLlama2C(assets.Tok512())
+	case synthetic:
+		tok, err = tokenizer.NewBytes(src.Config().Vocab)
 	default:
 		st, serr := os.Stat(cfg.Model)
 		if serr == nil && st.IsDir() {
