@@ -464,7 +464,7 @@ func writeCSV(path string, rows []arRow) error {
 		"wire_ratio_vs_bf16", "algo_bw_bytes_per_sec", "bus_bw_bytes_per_sec", "wall_seconds", "rel_err_rms",
 		"max_err_over_block_absmax", "executed", "transport", "link_gbps", "link_delay_us", "codec_seconds",
 		"crc_seconds", "send_seconds", "recv_wait_seconds", "wire_floor_seconds", "socket_bytes", "goodput_gbps",
-		"sim_speedup_vs_bf16", "wall_min_seconds", "loadavg"})
+		"sim_speedup_vs_bf16", "wall_min_seconds", "loadavg", "cpu_seconds", "cpu_floor_seconds", "encode_seconds", "decode_seconds", "codec_seconds_all_ranks"})
 	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	for _, r := range rows {
 		rec := []string{r.TPU, r.Topology, strconv.Itoa(r.Devices), strconv.Itoa(r.Elements), r.Codec, r.CodecUsed,
@@ -475,9 +475,10 @@ func writeCSV(path string, rows []arRow) error {
 		if t := r.TCPFields; t != nil {
 			rec = append(rec, g(t.LinkGbps), g(t.LinkDelayUS), g(t.CodecSeconds), g(t.CRCSeconds), g(t.SendSeconds),
 				g(t.RecvWaitSeconds), g(t.WireFloorSeconds), strconv.FormatInt(t.SocketBytes, 10), g(t.GoodputGbps),
-				g(t.SimSpeedupVsBF16), g(t.WallMinSeconds), t.LoadAvg)
+				g(t.SimSpeedupVsBF16), g(t.WallMinSeconds), t.LoadAvg, g(t.CPUSeconds), g(t.CPUFloorSeconds),
+				g(t.EncodeSeconds), g(t.DecodeSeconds), g(t.CodecSecondsAllRanks))
 		} else {
-			rec = append(rec, make([]string, 12)...)
+			rec = append(rec, make([]string, 17)...)
 		}
 		w.Write(rec)
 	}

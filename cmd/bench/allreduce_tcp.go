@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -127,6 +128,17 @@ type TCPFields struct {
 	// rank.
 	SendSeconds     float64 `json:"send_seconds"`
 	RecvWaitSeconds float64 `json:"recv_wait_seconds"`
+	// CPUSeconds: user + system CPU time all rank processes used during a
+	// call (getrusage around it, summed over ranks; median over calls).
+	// CPUFloorSeconds = CPUSeconds / min(CPUs, ranks): the least wall time
+	// that much work needs on this machine's CPUs. CPUs is runtime.NumCPU.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// CodecSecondsAllRanks: codec kernel seconds of one call summed over
+	// the ranks (each measured alone): the part of CPUSeconds the kernels
+	// account for (an upper bound when other load slows them down).
+	CodecSecondsAllRanks float64 `json:"codec_seconds_all_ranks"`
+	CPUFloorSeconds      float64 `json:"cpu_floor_seconds"`
+	CPUs                 int     `json:"cpus"`
 	// WireFloorSeconds = wire_bytes * 8 / link rate: the least time the
 	// busiest rank's bytes need on its shaped link (0 when unshaped).
 	WireFloorSeconds float64 `json:"wire_floor_seconds"`
@@ -142,6 +154,8 @@ type TCPFields struct {
 // workerReport is what each rank sends rank 0 after a configuration.
 type workerReport struct {
 	Wall, Send, Recv []float64
+	CPU              []float64 // user + system seconds of this process per call
+	CPUs             int
 	SimSeconds       float64
 	WireBytes        int64
 	SocketBytes      int64
@@ -422,9 +436,10 @@ func tcpRow(cfg tcpConfig, topo tpu.Topology, prof tpu.Profile, link tcpLink, re
 	}
 	send := make([]float64, calls)
 	recv := make([]float64, calls)
+	cpu := make([]float64, calls)
 	t.WallCalls = make([]float64, calls)
 	for _, w := range res.Ranks {
-		if len(w.Wall) != calls || len(w.Send) != calls || len(w.Recv) != calls {
+		if len(w.Wall) != calls || len(w.Send) != calls || len(w.Recv) != calls || len(w.CPU) != calls {
 			return arRow{}, errors.New("ranks report different numbers of calls")
 		}
 		if w.OutCRC != res.Ranks[0].OutCRC {
@@ -437,6 +452,7 @@ func tcpRow(cfg tcpConfig, topo tpu.Topology, prof tpu.Profile, link tcpLink, re
 			t.WallCalls[i] = max(t.WallCalls[i], w.Wall[i])
 			send[i] = max(send[i], w.Send[i])
 			recv[i] = max(recv[i], w.Recv[i])
+			cpu[i] += w.CPU[i]
 		}
 		row.WireBytes = max(row.WireBytes, w.WireBytes)
 		row.SimSeconds = max(row.SimSeconds, w.SimSeconds)
@@ -445,6 +461,7 @@ func tcpRow(cfg tcpConfig, topo tpu.Topology, prof tpu.Profile, link tcpLink, re
 			t.CodecSeconds, t.EncodeSeconds, t.DecodeSeconds = c, w.Local.EncodeSeconds, w.Local.DecodeSeconds
 		}
 		t.CRCSeconds = max(t.CRCSeconds, w.Local.CRCSeconds)
+		t.CodecSecondsAllRanks += w.Local.EncodeSeconds + w.Local.DecodeSeconds
 	}
 	if row.WireBytes != est.WireBytes {
 		return arRow{}, fmt.Errorf("ranks sent at most %d bytes, the schedule %d", row.WireBytes, est.WireBytes)
@@ -453,6 +470,11 @@ func tcpRow(cfg tcpConfig, topo tpu.Topology, prof tpu.Profile, link tcpLink, re
 	t.WallMinSeconds = slices.Min(t.WallCalls)
 	t.SendSeconds = median(send)
 	t.RecvWaitSeconds = median(recv)
+	t.CPUSeconds = median(cpu)
+	t.CPUs = res.Ranks[0].CPUs
+	if t.CPUs > 0 {
+		t.CPUFloorSeconds = t.CPUSeconds / float64(min(t.CPUs, cfg.Ranks))
+	}
 	if link.Gbps > 0 {
 		t.WireFloorSeconds = float64(row.WireBytes) * 8 / (link.Gbps * 1e9)
 	}
@@ -676,10 +698,12 @@ func runConfig(ctx context.Context, c *collective.Communicator, node *transport.
 			return rep, err
 		}
 		s0, r0 := tr.send.Load(), tr.recv.Load()
+		c0 := cpuTime()
 		_, _, _, b0 := node.Traffic()
 		t0 := time.Now()
 		st, err := c.AllReduce(ctx, buf, opts)
 		wall := time.Since(t0).Seconds()
+		c1 := cpuTime()
 		if err != nil {
 			return rep, err
 		}
@@ -690,25 +714,45 @@ func runConfig(ctx context.Context, c *collective.Communicator, node *transport.
 		rep.Wall = append(rep.Wall, wall)
 		rep.Send = append(rep.Send, time.Duration(tr.send.Load()-s0).Seconds())
 		rep.Recv = append(rep.Recv, time.Duration(tr.recv.Load()-r0).Seconds())
+		rep.CPU = append(rep.CPU, c1-c0)
 		rep.SocketBytes = b1 - b0
 		rep.WireBytes, rep.SimSeconds = st.WireBytes, st.SimSeconds
 		rep.Codec, rep.Algorithm = string(st.Codec), string(st.Algorithm)
 	}
 	rep.OutCRC = crc32.Checksum(floatBytes(buf), crc32.MakeTable(crc32.Castagnoli))
-	// The kernels' time: median of three replays (by encode + decode).
+	rep.CPUs = runtime.NumCPU()
+	// The kernels' time: median of three replays (by encode + decode),
+	// one rank at a time while the others wait at a barrier, so that it
+	// is the kernels' own time, not their share of contended CPUs.
 	var lws []collective.LocalWork
-	for range 3 {
-		lw, err := collective.ReplayLocalWork(topo, prof, c.Rank(), in, opts)
-		if err != nil {
+	for r := 0; r < c.Size(); r++ {
+		if r == c.Rank() {
+			for range 3 {
+				lw, err := collective.ReplayLocalWork(topo, prof, c.Rank(), in, opts)
+				if err != nil {
+					return rep, err
+				}
+				lws = append(lws, lw)
+			}
+		}
+		if err := c.Barrier(ctx, cfg.CallTimeout); err != nil {
 			return rep, err
 		}
-		lws = append(lws, lw)
 	}
 	sort.Slice(lws, func(a, b int) bool {
 		return lws[a].EncodeSeconds+lws[a].DecodeSeconds < lws[b].EncodeSeconds+lws[b].DecodeSeconds
 	})
 	rep.Local = lws[1]
 	return rep, nil
+}
+
+// cpuTime is the user + system CPU seconds this process has used.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func floatBytes(x []float32) []byte {
@@ -722,7 +766,7 @@ func floatBytes(x []float32) []byte {
 // beside the simulated TPU time of the same schedule.
 func writeTCPTable(w io.Writer, rows []arRow) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "link Gbit/s\tN\telements\tcodec\talgorithm\twire bytes/rank\twall ms (median)\tspeedup vs bf16 (wall)\twire ratio\twire floor ms\tcodec ms\tcrc ms\tsend ms\trecv wait ms\tgoodput Gbit/s\tsim TPU us\trel err rms\t")
+	fmt.Fprintln(tw, "link Gbit/s\tN\telements\tcodec\talgorithm\twire bytes/rank\twall ms (median)\tspeedup vs bf16 (wall)\twire ratio\twire floor ms\tcodec ms\tcrc ms\tsend ms\trecv wait ms\tCPU s (all ranks)\tcodec s (all ranks)\tCPU floor ms\tgoodput Gbit/s\tsim TPU us\trel err rms\t")
 	for _, r := range rows {
 		t := r.TCPFields
 		if t == nil {
@@ -732,10 +776,10 @@ func writeTCPTable(w io.Writer, rows []arRow) error {
 		if t.LinkGbps > 0 {
 			link = strconv.FormatFloat(t.LinkGbps, 'g', -1, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%.2f\t%.3f\t%.3f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t%.2e\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%.2f\t%.3f\t%.3f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.3f\t%.2f\t%.2f\t%.1f\t%.2e\t\n",
 			link, r.Devices, r.Elements, r.CodecUsed, r.AlgorithmUsed, r.WireBytes, r.WallSeconds*1e3, r.SpeedupVsBF16,
 			r.WireRatioVsBF16, t.WireFloorSeconds*1e3, t.CodecSeconds*1e3, t.CRCSeconds*1e3, t.SendSeconds*1e3,
-			t.RecvWaitSeconds*1e3, t.GoodputGbps, r.SimSeconds*1e6, r.RelErrRMS)
+			t.RecvWaitSeconds*1e3, t.CPUSeconds, t.CodecSecondsAllRanks, t.CPUFloorSeconds*1e3, t.GoodputGbps, r.SimSeconds*1e6, r.RelErrRMS)
 	}
 	return tw.Flush()
 }

@@ -84,7 +84,7 @@ func checkTCPRows(t *testing.T, rows []arRow, gbps float64) {
 		if r.WireBytes != est.WireBytes || r.AlgorithmUsed != string(est.Algorithm) {
 			t.Errorf("%s %s: %d bytes by %s, the schedule %d by %s", r.Codec, r.Algorithm, r.WireBytes, r.AlgorithmUsed, est.WireBytes, est.Algorithm)
 		}
-		if r.WallSeconds <= 0 || r.SimSeconds <= 0 || r.CodecSeconds <= 0 || r.SocketBytes < r.WireBytes {
+		if r.WallSeconds <= 0 || r.SimSeconds <= 0 || r.CodecSeconds <= 0 || r.SocketBytes < r.WireBytes || r.CPUSeconds <= 0 || r.CPUs < 1 {
 			t.Errorf("%s %s: wall %g sim %g codec %g, socket bytes %d < %d", r.Codec, r.Algorithm, r.WallSeconds, r.SimSeconds,
 				r.CodecSeconds, r.SocketBytes, r.WireBytes)
 		}
