@@ -209,5 +209,7 @@ EOF
   engine, not that implementation.
 EOF
 } >"$docs/BENCHMARKS.md"
+# The section measured between processes over TCP (scripts/bench_tcp.sh).
+[ ! -f "$docs/bench_tcp.md" ] || cat "$docs/bench_tcp.md" >>"$docs/BENCHMARKS.md"
 
 echo "wrote $docs/BENCHMARKS.md"

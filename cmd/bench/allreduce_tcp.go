@@ -180,6 +180,7 @@ type tcpResult struct {
 // workerLine is a line of a worker's stdout.
 type workerLine struct {
 	Listening string     `json:"listening,omitempty"`
+	Done      bool       `json:"done,omitempty"` // past the final barrier
 	Result    *tcpResult `json:"result,omitempty"`
 }
 
@@ -276,6 +277,17 @@ func runWorkers(ctx context.Context, exe string, cfg tcpConfig, hosts *emuHosts,
 	}
 	defer wg.Wait() // after cancel: every child is killed and reaped
 	listening := make(chan string, 1)
+	finished := make(chan int, cfg.Ranks) // ranks past their final barrier
+	var stdins []io.Closer                // closing one releases (or stops) its worker
+	closeStdins := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range stdins {
+			c.Close()
+		}
+		stdins = nil
+	}
+	defer closeStdins()
 	var results []tcpResult
 	start := func(r int, master string) error {
 		listen := "127.0.0.1:0"
@@ -288,12 +300,17 @@ func runWorkers(ctx context.Context, exe string, cfg tcpConfig, hosts *emuHosts,
 		}
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), tokenEnv+"="+hex.EncodeToString(token))
-		// The worker exits when this pipe closes: if this process dies
-		// without killing it, it does not linger.
+		// The worker exits when this pipe closes: after every rank has
+		// passed the final barrier (so no rank closes its connections
+		// while a peer may still need a message from it), or when this
+		// process dies without killing it.
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			return err
 		}
+		mu.Lock()
+		stdins = append(stdins, stdin)
+		mu.Unlock()
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			return err
@@ -307,7 +324,6 @@ func runWorkers(ctx context.Context, exe string, cfg tcpConfig, hosts *emuHosts,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer stdin.Close()
 			sc := bufio.NewScanner(stdout)
 			sc.Buffer(make([]byte, 1<<20), 64<<20)
 			var perr error
@@ -319,6 +335,9 @@ func runWorkers(ctx context.Context, exe string, cfg tcpConfig, hosts *emuHosts,
 				}
 				if l.Listening != "" && r == 0 {
 					listening <- l.Listening
+				}
+				if l.Done {
+					finished <- r
 				}
 				if l.Result != nil && r == 0 {
 					mu.Lock()
@@ -354,10 +373,22 @@ func runWorkers(ctx context.Context, exe string, cfg tcpConfig, hosts *emuHosts,
 			return nil, err
 		}
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	exited := make(chan struct{})
+	go func() { wg.Wait(); close(exited) }()
+wait:
+	for n := 0; n < cfg.Ranks; {
+		select {
+		case <-finished:
+			n++
+		case <-exited:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	closeStdins()
 	select {
-	case <-done:
+	case <-exited:
 	case <-ctx.Done():
 	}
 	if err := joinCause(ctx, errs, &mu); err != nil {
@@ -575,10 +606,14 @@ func workerMain(args []string, stdin io.Reader, stdout io.Writer) error {
 	total := time.Duration(len(cfg.Elements)*len(cfg.Codecs)*len(cfg.Algorithms)*(cfg.Iters+cfg.Warmup+2)) * cfg.CallTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), total+time.Minute)
 	defer cancel()
-	go func() { // the orchestrator is gone when stdin closes
+	// stdin closes when the orchestrator releases this worker after the
+	// final barrier, or when it is gone: then stop within seconds.
+	released := make(chan struct{})
+	go func() {
 		io.Copy(io.Discard, stdin)
+		close(released)
 		cancel()
-		time.Sleep(2 * time.Second)
+		time.Sleep(10 * time.Second)
 		os.Exit(3)
 	}()
 	prof, err := tpu.LoadProfile(cfg.TPU)
@@ -663,8 +698,21 @@ func workerMain(args []string, stdin io.Reader, stdout io.Writer) error {
 			}
 		}
 	}
-	// Nobody closes its connections while a peer may still be reading.
-	return c.Barrier(ctx, cfg.CallTimeout)
+	// Nobody closes its connections while a peer may still be reading:
+	// after the final barrier, wait for the orchestrator's release (it
+	// comes when every rank is past the barrier).
+	if err := c.Barrier(ctx, cfg.CallTimeout); err != nil {
+		return err
+	}
+	if err := enc.Encode(workerLine{Done: true}); err != nil {
+		return err
+	}
+	select {
+	case <-released:
+		return nil
+	case <-time.After(time.Minute):
+		return errors.New("not released within a minute of the final barrier")
+	}
 }
 
 // rankInputs regenerates this rank's inputs from the seed (as the emulated
