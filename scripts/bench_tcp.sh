@@ -74,8 +74,10 @@ TCP. "loopback" = all processes in one network namespace on 127.0.0.1, unshaped;
 namespace of its own), every link shaped with tbf to N Gbit/s in each direction
 (\`scripts/netns.sh\` does the same by hand). No delay is added: this kernel has no
 netem qdisc (\`--link-delay-us\` needs one). Per row: one warm-up call, then
-$iters timed calls, each after a barrier, on the same seeded normal inputs; wall =
-the median over calls of the slowest rank's call. The machine is shared: the load
+$iters timed calls, each after a barrier, on the same seeded normal inputs, the
+codecs of a size and algorithm taking turns call by call (so a slow spell of the
+shared machine hits them alike); wall = the median over calls of the slowest rank's
+call, wall min = the fastest call. The machine is shared: the load
 average (1, 5, 15 min) at the start and end of each run is in each table's title;
 compare rows of one run as ratios.
 
@@ -102,11 +104,29 @@ END_COLS
 		[ -f "$work/tcp_$l.json" ] || continue
 		jq -r "$defs"'
 			"### \(.[0] | link) (load \(.[0].loadavg))\n",
-			"| elements | codec | algorithm | wire bytes/rank | wall ms | speedup vs bf16 (wall) | wire floor ms | codec ms | CPU floor ms | goodput Gbit/s | rel err rms | sim TPU us |",
-			"|---|---|---|---|---|---|---|---|---|---|---|---|",
-			(.[] | "| \(.elements | human) | \(.codec_used) | \(.algorithm_used) | \(.wire_bytes) | \(.wall_seconds | ms) | \(.speedup_vs_bf16 | r3) | \(.wire_floor_seconds | ms) | \(.codec_seconds | ms) | \(.cpu_floor_seconds | ms) | \(.goodput_gbps * 100 | round / 100) | \(.rel_err_rms * 1e6 | round / 1e6) | \(.sim_seconds * 1e7 | round / 10) |"),
+			"| elements | codec | algorithm | wire bytes/rank | wall ms | wall min ms | speedup vs bf16 (wall) | wire floor ms | codec ms | CPU floor ms | goodput Gbit/s | rel err rms | sim TPU us |",
+			"|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+			(.[] | "| \(.elements | human) | \(.codec_used) | \(.algorithm_used) | \(.wire_bytes) | \(.wall_seconds | ms) | \(.wall_min_seconds | ms) | \(.speedup_vs_bf16 | r3) | \(.wire_floor_seconds | ms) | \(.codec_seconds | ms) | \(.cpu_floor_seconds | ms) | \(.goodput_gbps * 100 | round / 100) | \(.rel_err_rms * 1e6 | round / 1e6) | \(.sim_seconds * 1e7 | round / 10) |"),
 			""' "$work/tcp_$l.json"
 	done
+	cat <<'END_BOUND'
+### What bounds the 16M rows
+
+For each link, the 16M rows of the schedule `auto` chose: the wire floor against the
+CPU floor (both defined above) and the measured wall time. speedup = bf16 wall /
+int8 wall, the target of the quantized wire; wire ratio = bf16 bytes / int8 bytes,
+its ceiling when the wire binds; CPU ratio = bf16 CPU floor / int8 CPU floor, its
+ceiling when the CPUs bind.
+
+| link | bf16 wall ms | int8 wall ms | speedup (wall) | wire ratio | bf16 wire / CPU floor ms | int8 wire / CPU floor ms | CPU ratio | bound |
+|---|---|---|---|---|---|---|---|---|
+END_BOUND
+	jq -r "$defs"'
+		map(select(.elements == 16777216 and .algorithm == "auto")) | group_by(.link_gbps) | .[] |
+		(map(select(.codec == "bf16"))[0]) as $b | (map(select(.codec == "int8"))[0]) as $q |
+		select($b != null and $q != null) |
+		"| \($b | link) | \($b.wall_seconds | ms) | \($q.wall_seconds | ms) | \($b.wall_seconds / $q.wall_seconds | r3) | \($b.wire_bytes / $q.wire_bytes | r3) | \($b.wire_floor_seconds | ms) / \($b.cpu_floor_seconds | ms) | \($q.wire_floor_seconds | ms) / \($q.cpu_floor_seconds | ms) | \($b.cpu_floor_seconds / $q.cpu_floor_seconds | r3) | \(if $q.cpu_floor_seconds > $q.wire_floor_seconds then "CPU" else "wire" end) |"' "$work/all.json"
+	echo
 	cat <<'END_ONESHOT'
 ### oneshot against the auto-chosen schedule
 

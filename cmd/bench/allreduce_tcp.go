@@ -80,6 +80,8 @@ func (c tcpConfig) validate() error {
 		return errors.New("too many (elements, codec, algorithm) combinations")
 	case c.Iters < 1 || c.Iters > maxIters || c.Warmup < 0 || c.Warmup > maxIters:
 		return fmt.Errorf("--iters %d, --warmup %d: want 1..%d and 0..%d", c.Iters, c.Warmup, maxIters, maxIters)
+	case c.CallTimeout <= 0:
+		return fmt.Errorf("--call-timeout %v: want > 0", c.CallTimeout)
 	case c.Input != "normal" && c.Input != "heavy":
 		return fmt.Errorf("--input %q: want normal or heavy", c.Input)
 	}
@@ -89,6 +91,13 @@ func (c tcpConfig) validate() error {
 		}
 	}
 	return nil
+}
+
+// bound is the longest a sweep may take: every call of every row at its
+// timeout (warm-up, timed calls, barriers and the report).
+func (c tcpConfig) bound() time.Duration {
+	calls := len(c.Elements) * len(c.Codecs) * len(c.Algorithms) * (2*(c.Iters+c.Warmup) + c.Ranks + 2)
+	return time.Duration(calls) * c.CallTimeout
 }
 
 // tcpLink describes where the workers run.
@@ -200,6 +209,8 @@ func runAllReduceTCP(parent context.Context, cfg tcpConfig, link tcpLink, stderr
 	}
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, cfg.bound()+2*time.Minute)
+	defer cancel()
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -603,8 +614,7 @@ func workerMain(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	// A bound on the whole worker: every call has its own timeout, and
 	// the orchestrator kills us on any failure; this catches the rest.
-	total := time.Duration(len(cfg.Elements)*len(cfg.Codecs)*len(cfg.Algorithms)*(cfg.Iters+cfg.Warmup+2)) * cfg.CallTimeout
-	ctx, cancel := context.WithTimeout(context.Background(), total+time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.bound()+time.Minute)
 	defer cancel()
 	// stdin closes when the orchestrator releases this worker after the
 	// final barrier, or when it is gone: then stop within seconds.
@@ -661,14 +671,29 @@ func workerMain(args []string, stdin io.Reader, stdout io.Writer) error {
 		in, exact := rankInputs(cfg, *rank, n)
 		buf := make([]float32, n)
 		for _, algo := range cfg.Algorithms {
-			for _, ck := range cfg.Codecs {
-				opts := collective.Options{Codec: ck, BlockSize: cfg.BlockSize, Algorithm: algo, SegmentElems: cfg.Segment,
+			optss := make([]collective.Options, len(cfg.Codecs))
+			for k, ck := range cfg.Codecs {
+				optss[k] = collective.Options{Codec: ck, BlockSize: cfg.BlockSize, Algorithm: algo, SegmentElems: cfg.Segment,
 					FallbackElems: cfg.Fallback, Timeout: cfg.CallTimeout}
-				rep, err := runConfig(ctx, c, node, tr, topo, prof, in, buf, opts, cfg)
-				if err != nil {
-					return fmt.Errorf("%d values, %s, %s: %w", n, algo, ck, err)
+			}
+			var errStats [][2]float64
+			if *rank == 0 {
+				errStats = make([][2]float64, len(cfg.Codecs))
+			}
+			reps, err := runRow(ctx, c, node, tr, topo, prof, in, buf, optss, cfg, func(k int, out []float32) {
+				if errStats != nil {
+					blk := cfg.BlockSize
+					if ck := cfg.Codecs[k]; blk <= 1 || ck == collective.CodecF32 || ck == collective.CodecBF16 {
+						blk = collective.DefaultBlockSize
+					}
+					errStats[k][0], errStats[k][1] = errorStats(out, exact, blk)
 				}
-				b, err := json.Marshal(rep)
+			})
+			if err != nil {
+				return fmt.Errorf("%d values, %s: %w", n, algo, err)
+			}
+			for k, ck := range cfg.Codecs {
+				b, err := json.Marshal(reps[k])
 				if err != nil {
 					return err
 				}
@@ -679,7 +704,7 @@ func workerMain(args []string, stdin io.Reader, stdout io.Writer) error {
 				if *rank != 0 {
 					continue
 				}
-				res := tcpResult{Elements: n, Codec: ck, Algorithm: algo}
+				res := tcpResult{Elements: n, Codec: ck, Algorithm: algo, RelErrRMS: errStats[k][0], MaxErr: errStats[k][1]}
 				for _, b := range all {
 					var w workerReport
 					if err := json.Unmarshal(b, &w); err != nil {
@@ -687,11 +712,6 @@ func workerMain(args []string, stdin io.Reader, stdout io.Writer) error {
 					}
 					res.Ranks = append(res.Ranks, w)
 				}
-				blk := cfg.BlockSize
-				if blk <= 1 || ck == collective.CodecF32 || ck == collective.CodecBF16 {
-					blk = collective.DefaultBlockSize
-				}
-				res.RelErrRMS, res.MaxErr = errorStats(buf, exact, blk)
 				if err := enc.Encode(workerLine{Result: &res}); err != nil {
 					return err
 				}
@@ -735,63 +755,79 @@ func rankInputs(cfg tcpConfig, rank, n int) ([]float32, []float64) {
 	return mine, exact
 }
 
-// runConfig runs the warm-up and timed calls of one configuration on this
-// rank, each timed call after a barrier on the same input.
-func runConfig(ctx context.Context, c *collective.Communicator, node *transport.Node, tr *timedEndpoint,
-	topo tpu.Topology, prof tpu.Profile, in, buf []float32, opts collective.Options, cfg tcpConfig) (workerReport, error) {
-	var rep workerReport
+// runRow runs the calls of one (size, algorithm) on this rank for every
+// codec: the warm-up calls, then the timed calls round-robin over the
+// codecs (so a slow spell of the shared machine hits all codecs alike),
+// each after a barrier on the same input. firstOut sees the output of each
+// codec's first timed call; every later call must end with the same bytes.
+func runRow(ctx context.Context, c *collective.Communicator, node *transport.Node, tr *timedEndpoint,
+	topo tpu.Topology, prof tpu.Profile, in, buf []float32, optss []collective.Options, cfg tcpConfig,
+	firstOut func(k int, out []float32)) ([]workerReport, error) {
+	reps := make([]workerReport, len(optss))
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
 	for i := 0; i < cfg.Warmup+cfg.Iters; i++ {
-		copy(buf, in)
-		if err := c.Barrier(ctx, cfg.CallTimeout); err != nil {
-			return rep, err
+		for k, opts := range optss {
+			rep := &reps[k]
+			copy(buf, in)
+			if err := c.Barrier(ctx, cfg.CallTimeout); err != nil {
+				return nil, err
+			}
+			s0, r0 := tr.send.Load(), tr.recv.Load()
+			c0 := cpuTime()
+			_, _, _, b0 := node.Traffic()
+			t0 := time.Now()
+			st, err := c.AllReduce(ctx, buf, opts)
+			wall := time.Since(t0).Seconds()
+			c1 := cpuTime()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", opts.Codec, err)
+			}
+			_, _, _, b1 := node.Traffic()
+			if i < cfg.Warmup {
+				continue
+			}
+			rep.Wall = append(rep.Wall, wall)
+			rep.Send = append(rep.Send, time.Duration(tr.send.Load()-s0).Seconds())
+			rep.Recv = append(rep.Recv, time.Duration(tr.recv.Load()-r0).Seconds())
+			rep.CPU = append(rep.CPU, c1-c0)
+			rep.SocketBytes = b1 - b0
+			rep.WireBytes, rep.SimSeconds = st.WireBytes, st.SimSeconds
+			rep.Codec, rep.Algorithm = string(st.Codec), string(st.Algorithm)
+			sum := crc32.Checksum(floatBytes(buf), castagnoli)
+			if i == cfg.Warmup {
+				rep.OutCRC = sum
+				firstOut(k, buf)
+			} else if sum != rep.OutCRC {
+				return nil, fmt.Errorf("%s: timed call %d ended with other values than the first", opts.Codec, i-cfg.Warmup)
+			}
 		}
-		s0, r0 := tr.send.Load(), tr.recv.Load()
-		c0 := cpuTime()
-		_, _, _, b0 := node.Traffic()
-		t0 := time.Now()
-		st, err := c.AllReduce(ctx, buf, opts)
-		wall := time.Since(t0).Seconds()
-		c1 := cpuTime()
-		if err != nil {
-			return rep, err
-		}
-		_, _, _, b1 := node.Traffic()
-		if i < cfg.Warmup {
-			continue
-		}
-		rep.Wall = append(rep.Wall, wall)
-		rep.Send = append(rep.Send, time.Duration(tr.send.Load()-s0).Seconds())
-		rep.Recv = append(rep.Recv, time.Duration(tr.recv.Load()-r0).Seconds())
-		rep.CPU = append(rep.CPU, c1-c0)
-		rep.SocketBytes = b1 - b0
-		rep.WireBytes, rep.SimSeconds = st.WireBytes, st.SimSeconds
-		rep.Codec, rep.Algorithm = string(st.Codec), string(st.Algorithm)
 	}
-	rep.OutCRC = crc32.Checksum(floatBytes(buf), crc32.MakeTable(crc32.Castagnoli))
-	rep.CPUs = runtime.NumCPU()
 	// The kernels' time: median of three replays (by encode + decode),
 	// one rank at a time while the others wait at a barrier, so that it
 	// is the kernels' own time, not their share of contended CPUs.
-	var lws []collective.LocalWork
-	for r := 0; r < c.Size(); r++ {
-		if r == c.Rank() {
-			for range 3 {
-				lw, err := collective.ReplayLocalWork(topo, prof, c.Rank(), in, opts)
-				if err != nil {
-					return rep, err
+	for k, opts := range optss {
+		reps[k].CPUs = runtime.NumCPU()
+		var lws []collective.LocalWork
+		for r := 0; r < c.Size(); r++ {
+			if r == c.Rank() {
+				for range 3 {
+					lw, err := collective.ReplayLocalWork(topo, prof, c.Rank(), in, opts)
+					if err != nil {
+						return nil, err
+					}
+					lws = append(lws, lw)
 				}
-				lws = append(lws, lw)
+			}
+			if err := c.Barrier(ctx, cfg.CallTimeout); err != nil {
+				return nil, err
 			}
 		}
-		if err := c.Barrier(ctx, cfg.CallTimeout); err != nil {
-			return rep, err
-		}
+		sort.Slice(lws, func(a, b int) bool {
+			return lws[a].EncodeSeconds+lws[a].DecodeSeconds < lws[b].EncodeSeconds+lws[b].DecodeSeconds
+		})
+		reps[k].Local = lws[1]
 	}
-	sort.Slice(lws, func(a, b int) bool {
-		return lws[a].EncodeSeconds+lws[a].DecodeSeconds < lws[b].EncodeSeconds+lws[b].DecodeSeconds
-	})
-	rep.Local = lws[1]
-	return rep, nil
+	return reps, nil
 }
 
 // cpuTime is the user + system CPU seconds this process has used.

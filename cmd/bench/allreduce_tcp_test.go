@@ -138,6 +138,7 @@ func TestAllReduceTCPCommandErrors(t *testing.T) {
 		{"--transport", "tcp", "--ranks", "1", "--elements", "1K"},
 		{"--transport", "tcp", "--ranks", "2", "--elements", "1K", "--algorithms", "torus2d"},
 		{"--transport", "tcp", "--ranks", "2", "--elements", "1K", "--iters", "0"},
+		{"--transport", "tcp", "--ranks", "2", "--elements", "1K", "--call-timeout", "0s"},
 		{"--transport", "tcp", "--ranks", "2", "--elements", "1K", "--link-delay-us", "50"},
 		{"--link-gbps", "10", "--elements", "1K"},
 	} {
