@@ -179,6 +179,10 @@ func hops(algo Algorithm, topo tpu.Topology) int {
 		// Each contribution is quantized once, then the reduced chunk once;
 		// their errors add: (size-1) + 1 terms, each bounded by the block's M.
 		return size
+	case AlgoOneShot:
+		// Each rank's partial is quantized once and the decoded partials
+		// are added in float32: size terms, each bounded by the block's M.
+		return size
 	}
 	return size // ring: size-1 reduce-scatter hops + 1 all-gather encode
 }
@@ -221,7 +225,8 @@ func topoAlgos(topo tpu.Topology) []Algorithm {
 	if topo.Size() == 1 {
 		return []Algorithm{AlgoRing}
 	}
-	return candidates(topo)
+	// oneshot is never chosen by auto but must pass the same sweeps.
+	return append(candidates(topo), AlgoOneShot)
 }
 
 func TestAllReduceSweep(t *testing.T) {
@@ -367,6 +372,7 @@ func TestEstimateMatchesExecution(t *testing.T) {
 		{"torus:2x4", "v5e", 50000, Options{Codec: CodecInt8, Algorithm: AlgoTorus2D, SegmentElems: 1024}},
 		{"torus:4x4", "v6e", 50000, Options{Codec: CodecInt4, Algorithm: AlgoTwoShot}},
 		{"ring:3", "v4", 777, Options{Codec: CodecF32}},
+		{"ring:4", "v5e", 70001, Options{Codec: CodecInt8, Algorithm: AlgoOneShot}},
 		{"ring:5", "v5p", 3000, Options{Codec: CodecInt8, FallbackElems: -1, Algorithm: AlgoRing}},
 	}
 	if raceEnabled {

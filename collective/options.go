@@ -21,6 +21,11 @@ const (
 	AlgoBiRing  Algorithm = "biring"  // two half-buffers on rings in opposite directions
 	AlgoTorus2D Algorithm = "torus2d" // reduce-scatter along X then Y, all-gather back
 	AlgoTwoShot Algorithm = "twoshot" // direct reduce-scatter then direct all-gather
+	// AlgoOneShot: every rank sends its whole quantized partial to every
+	// peer; each decodes all partials and sums them in rank order. One
+	// quantization per partial, (N-1) x the buffer sent per rank. Never
+	// chosen by auto; ask for it by name.
+	AlgoOneShot Algorithm = "oneshot"
 )
 
 // Options select how one AllReduce runs. The zero value means: int8 codec,

@@ -162,7 +162,7 @@ func resolveCodec(nw *tpu.Network, n int, kind CodecKind, opts Options) (plan, e
 			return plan{}, err
 		}
 		p.algorithm = a
-	case AlgoRing, AlgoBiRing, AlgoTwoShot:
+	case AlgoRing, AlgoBiRing, AlgoTwoShot, AlgoOneShot:
 		p.algorithm = opts.Algorithm
 	case AlgoTorus2D:
 		if topo.Kind != tpu.KindTorus {
@@ -170,8 +170,8 @@ func resolveCodec(nw *tpu.Network, n int, kind CodecKind, opts Options) (plan, e
 		}
 		p.algorithm = opts.Algorithm
 	default:
-		return plan{}, fmt.Errorf("unknown algorithm %q (want %q, %q, %q, %q or %q)",
-			opts.Algorithm, AlgoAuto, AlgoRing, AlgoBiRing, AlgoTorus2D, AlgoTwoShot)
+		return plan{}, fmt.Errorf("unknown algorithm %q (want %q, %q, %q, %q, %q or %q)",
+			opts.Algorithm, AlgoAuto, AlgoRing, AlgoBiRing, AlgoTorus2D, AlgoTwoShot, AlgoOneShot)
 	}
 	return p, nil
 }
@@ -265,6 +265,8 @@ func buildSchedule(topo tpu.Topology, p plan) (*schedule, error) {
 			buildTorus2D(b, topo.Rows(), topo.Cols(), p.n, block, p.segElems)
 		case AlgoTwoShot:
 			buildTwoShot(b, size, p.n, block, p.segElems)
+		case AlgoOneShot:
+			buildOneShot(b, size, p.n, p.segElems)
 		default:
 			return nil, fmt.Errorf("no schedule for algorithm %q", p.algorithm)
 		}

@@ -325,5 +325,7 @@ EOF
   local work and compute.
 EOF
 } >"$docs/BENCHMARKS.md"
+# The section measured between processes over TCP (scripts/bench_tcp.sh).
+[ ! -f "$docs/bench_tcp.md" ] || cat "$docs/bench_tcp.md" >>"$docs/BENCHMARKS.md"
 
 echo "wrote $docs/BENCHMARKS.md"

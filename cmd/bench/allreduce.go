@@ -51,6 +51,9 @@ type arConfig struct {
 // arRow is one result row. Times are simulated TPU seconds (sim_*) or CPU
 // wall seconds (wall_seconds).
 type arRow struct {
+	// Transport: "emulated" (ranks are goroutines on tpu.Mesh devices) or
+	// "tcp" (one OS process per rank; the tcp-only fields follow).
+	Transport     string `json:"transport"`
 	TPU           string `json:"tpu"`
 	Topology      string `json:"topology"`
 	Devices       int    `json:"devices"`
@@ -88,6 +91,7 @@ type arRow struct {
 	// values (256 for the f32/bf16 rows).
 	MaxErrOverBlockAbsmax float64 `json:"max_err_over_block_absmax"`
 	Executed              bool    `json:"executed"`
+	*TCPFields
 }
 
 // parseCount reads 1000, 64K, 16M or 1G (K, M, G are powers of 1024).
@@ -143,11 +147,21 @@ func runAllReduceCmd(args []string, stdout io.Writer) error {
 	jsonOut := fs.String("json", "", "write rows as a JSON array to this file")
 	csvOut := fs.String("csv", "", "write rows as CSV to this file")
 	plotOut := fs.String("plot", "", "write a PNG plot of simulated speedup vs bf16 over message size, per topology")
+	transportKind := fs.String("transport", "emulated", "emulated (ranks as goroutines on the emulated mesh) or tcp (one OS process per rank over TCP; ring:<ranks> on the first --tpu profile)")
+	ranks := fs.Int("ranks", 4, "tcp: ranks (processes)")
+	linkGbps := fs.Float64("link-gbps", 0, "tcp: run each rank in its own network namespace behind a link shaped to this many Gbit/s each way (root, iproute2); 0 = unshaped loopback")
+	linkDelay := fs.Float64("link-delay-us", 0, "tcp: one-way delay added to each host's link, microseconds (needs the kernel's netem qdisc)")
+	iters := fs.Int("iters", 5, "tcp: timed calls per row (the row's wall time is their median)")
+	warmup := fs.Int("warmup", 1, "tcp: untimed warm-up calls per row")
+	callTimeout := fs.Duration("call-timeout", 2*time.Minute, "tcp: bound on each collective call")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *transportKind != "emulated" && *transportKind != "tcp" {
+		return fmt.Errorf("--transport %q: want emulated or tcp", *transportKind)
 	}
 	cfg := arConfig{BlockSize: *block, Segment: *seg, Fallback: *fallback, Execute: *execute, Input: *input, Seed: *seed,
 		HopLatency: *hopLat, HBM: *hbm}
@@ -166,12 +180,35 @@ func runAllReduceCmd(args []string, stdout io.Writer) error {
 	for _, a := range splitList(*algos) {
 		cfg.Algorithms = append(cfg.Algorithms, collective.Algorithm(a))
 	}
-	rows, err := runAllReduceSweep(context.Background(), cfg)
-	if err != nil {
-		return err
-	}
-	if err := writeTable(stdout, rows); err != nil {
-		return err
+	var rows []arRow
+	if *transportKind == "tcp" {
+		if !*execute {
+			return errors.New("--transport tcp always executes; drop --execute=false")
+		}
+		if len(cfg.TPUs) == 0 {
+			return errors.New("empty --tpu list")
+		}
+		tc := tcpConfig{Ranks: *ranks, TPU: cfg.TPUs[0], Elements: cfg.Elements, Codecs: cfg.Codecs, Algorithms: cfg.Algorithms,
+			BlockSize: cfg.BlockSize, Segment: cfg.Segment, Fallback: cfg.Fallback, Input: cfg.Input, Seed: cfg.Seed,
+			Warmup: *warmup, Iters: *iters, CallTimeout: *callTimeout}
+		var err error
+		if rows, err = runAllReduceTCP(context.Background(), tc, tcpLink{Gbps: *linkGbps, DelayUS: *linkDelay}, os.Stderr); err != nil {
+			return err
+		}
+		if err := writeTCPTable(stdout, rows); err != nil {
+			return err
+		}
+	} else {
+		if *linkGbps != 0 || *linkDelay != 0 {
+			return errors.New("--link-gbps and --link-delay-us need --transport tcp")
+		}
+		var err error
+		if rows, err = runAllReduceSweep(context.Background(), cfg); err != nil {
+			return err
+		}
+		if err := writeTable(stdout, rows); err != nil {
+			return err
+		}
 	}
 	if *jsonOut != "" {
 		if err := writeJSON(*jsonOut, rows); err != nil {
@@ -252,21 +289,28 @@ func benchInputs(kind string, size, n int, seed uint64) ([][]float32, []float64)
 	in := make([][]float32, size)
 	exact := make([]float64, n)
 	for r := range in {
-		rng := rand.New(rand.NewPCG(seed, uint64(r)))
-		in[r] = make([]float32, n)
-		for i := range in[r] {
-			in[r][i] = float32(rng.NormFloat64())
-		}
-		if kind == "heavy" && n > 0 {
-			for k := 0; k < 3; k++ {
-				in[r][rng.IntN(n)] = float32(1000 * rng.NormFloat64())
-			}
-		}
+		in[r] = benchInput(kind, r, n, seed)
 		for i, v := range in[r] {
 			exact[i] += float64(v)
 		}
 	}
 	return in, exact
+}
+
+// benchInput is rank r's input: seeded normal values (heavy: with three
+// 1000x outliers), the same in every process that draws it.
+func benchInput(kind string, r, n int, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, uint64(r)))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	if kind == "heavy" && n > 0 {
+		for k := 0; k < 3; k++ {
+			x[rng.IntN(n)] = float32(1000 * rng.NormFloat64())
+		}
+	}
+	return x
 }
 
 func benchOne(ctx context.Context, cfg arConfig, prof tpu.Profile, topo tpu.Topology, n int,
@@ -283,7 +327,7 @@ func benchOne(ctx context.Context, cfg arConfig, prof tpu.Profile, topo tpu.Topo
 		return arRow{}, err
 	}
 	row := arRow{
-		TPU: prof.Name, Topology: topo.String(), Devices: topo.Size(), Elements: n,
+		Transport: "emulated", TPU: prof.Name, Topology: topo.String(), Devices: topo.Size(), Elements: n,
 		Codec: string(ck), CodecUsed: string(est.Codec), Algorithm: string(algo), AlgorithmUsed: string(est.Algorithm),
 		BlockSize: est.BlockSize, SegmentElems: est.SegmentElems, WireBytes: est.WireBytes,
 		SimSeconds: est.SimSeconds, BF16SimSeconds: bf.SimSeconds,
@@ -418,14 +462,25 @@ func writeCSV(path string, rows []arRow) error {
 	w.Write([]string{"tpu", "topology", "devices", "elements", "codec", "codec_used", "algorithm", "algorithm_used",
 		"block_size", "segment_elems", "wire_bytes", "sim_seconds", "bf16_sim_seconds", "speedup_vs_bf16",
 		"wire_ratio_vs_bf16", "algo_bw_bytes_per_sec", "bus_bw_bytes_per_sec", "wall_seconds", "rel_err_rms",
-		"max_err_over_block_absmax", "executed"})
+		"max_err_over_block_absmax", "executed", "transport", "link_gbps", "link_delay_us", "codec_seconds",
+		"crc_seconds", "send_seconds", "recv_wait_seconds", "wire_floor_seconds", "socket_bytes", "goodput_gbps",
+		"sim_speedup_vs_bf16", "wall_min_seconds", "loadavg", "cpu_seconds", "cpu_floor_seconds", "encode_seconds", "decode_seconds", "codec_seconds_all_ranks"})
 	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	for _, r := range rows {
-		w.Write([]string{r.TPU, r.Topology, strconv.Itoa(r.Devices), strconv.Itoa(r.Elements), r.Codec, r.CodecUsed,
+		rec := []string{r.TPU, r.Topology, strconv.Itoa(r.Devices), strconv.Itoa(r.Elements), r.Codec, r.CodecUsed,
 			r.Algorithm, r.AlgorithmUsed, strconv.Itoa(r.BlockSize), strconv.Itoa(r.SegmentElems),
 			strconv.FormatInt(r.WireBytes, 10), g(r.SimSeconds), g(r.BF16SimSeconds), g(r.SpeedupVsBF16),
 			g(r.WireRatioVsBF16), g(r.AlgoBWBytesPerSec), g(r.BusBWBytesPerSec), g(r.WallSeconds), g(r.RelErrRMS),
-			g(r.MaxErrOverBlockAbsmax), strconv.FormatBool(r.Executed)})
+			g(r.MaxErrOverBlockAbsmax), strconv.FormatBool(r.Executed), r.Transport}
+		if t := r.TCPFields; t != nil {
+			rec = append(rec, g(t.LinkGbps), g(t.LinkDelayUS), g(t.CodecSeconds), g(t.CRCSeconds), g(t.SendSeconds),
+				g(t.RecvWaitSeconds), g(t.WireFloorSeconds), strconv.FormatInt(t.SocketBytes, 10), g(t.GoodputGbps),
+				g(t.SimSpeedupVsBF16), g(t.WallMinSeconds), t.LoadAvg, g(t.CPUSeconds), g(t.CPUFloorSeconds),
+				g(t.EncodeSeconds), g(t.DecodeSeconds), g(t.CodecSecondsAllRanks))
+		} else {
+			rec = append(rec, make([]string, 17)...)
+		}
+		w.Write(rec)
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {

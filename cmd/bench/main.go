@@ -42,6 +42,13 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == workerCmd {
+		if err := workerMain(os.Args[2:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "bench worker: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
 		usage(os.Stderr)
 		if len(os.Args) < 2 {
