@@ -1,0 +1,79 @@
+//go:build amd64 && !purego
+
+package collective
+
+import "golang.org/x/sys/cpu"
+
+// The kernels in codec_kernel_amd64.s. Each reads and writes only the bytes
+// its arguments describe.
+
+//go:noescape
+func encodeInt8AVX512(dst *byte, src *float32, blocks, block int) (done int)
+
+//go:noescape
+func encodeInt4AVX512(dst *byte, src *float32, blocks, block int) (done int)
+
+//go:noescape
+func decodeInt8AVX512(dst *float32, src *byte, blocks, block int)
+
+//go:noescape
+func decodeAddInt8AVX512(dst *float32, src *byte, blocks, block int)
+
+//go:noescape
+func decodeInt4AVX512(dst *float32, src *byte, blocks, block int)
+
+//go:noescape
+func decodeAddInt4AVX512(dst *float32, src *byte, blocks, block int)
+
+//go:noescape
+func encodeBF16AVX512(dst *byte, src *float32, n int)
+
+//go:noescape
+func decodeBF16AVX512(dst *float32, src *byte, n int)
+
+//go:noescape
+func decodeAddBF16AVX512(dst *float32, src *byte, n int)
+
+var avx512Kernels = &codecKernels{
+	name:       "avx512",
+	encInt8:    encodeInt8AVX512,
+	encInt4:    encodeInt4AVX512,
+	decInt8:    decodeInt8AVX512,
+	decAddInt8: decodeAddInt8AVX512,
+	decInt4:    decodeInt4AVX512,
+	decAddInt4: decodeAddInt4AVX512,
+	encBF16:    encodeBF16AVX512,
+	decBF16:    decodeBF16AVX512,
+	decAddBF16: decodeAddBF16AVX512,
+}
+
+// hasAVX512 reports the AVX-512 subsets the avx512 kernels use (F for the
+// 512-bit operations, BW for byte and word shuffles and packs, VL for the
+// masked 256-bit tails); cpu.X86 only sets them when the OS saves the
+// registers.
+func hasAVX512() bool { return cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL }
+
+func selectKernels() *codecKernels {
+	if hasAVX512() {
+		return avx512Kernels
+	}
+	return goKernels
+}
+
+// availableKernels lists every kernel set this machine can run, the active
+// one first.
+func availableKernels() []*codecKernels {
+	ks := []*codecKernels{activeKernels}
+	for _, k := range []*codecKernels{avx512Kernels, goKernels} {
+		if k != activeKernels && (k != avx512Kernels || hasAVX512()) {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+const purego = false
+
+// wantAVX2Kernels reports whether an AVX2 set exists for CPUs without
+// AVX-512.
+const wantAVX2Kernels = false
