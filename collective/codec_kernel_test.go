@@ -81,8 +81,11 @@ func TestCodecKernelSelected(t *testing.T) {
 // kernelBlockSizes are the block sizes the differential tests sweep: every
 // multiple of 8 up to 272 (so every remainder modulo 16, 32 and 64 a kernel
 // loop can see, and both parities of block/8), some larger ones and the
-// largest allowed.
+// largest allowed; a few of them under the race detector.
 func kernelBlockSizes() []int {
+	if raceEnabled {
+		return []int{8, 16, 24, 40, 64, 256, 1000} // numerics need no race detector
+	}
 	var bs []int
 	for b := MinBlockSize; b <= 272; b += BlockSizeMultiple {
 		bs = append(bs, b)
@@ -400,4 +403,50 @@ func FuzzCodecKernels(f *testing.F) {
 			checkKernel(t, k, c, src, wire, acc)
 		}
 	})
+}
+
+// TestCodecKernelsMatchReference runs every kernel set the machine has,
+// the Go loops included, through the reference comparison of
+// TestCodecMatchesReference (which covers only the active set): every
+// distribution of testDists at block sizes 8, 24, 64 and 256.
+func TestCodecKernelsMatchReference(t *testing.T) {
+	if raceEnabled {
+		t.Skip("numerics only; the race detector adds nothing here")
+	}
+	for _, k := range availableKernels() {
+		for _, kind := range []CodecKind{CodecBF16, CodecInt8, CodecInt4} {
+			blocks := []int{8, 24, 64, 256}
+			if kind == CodecBF16 {
+				blocks = []int{0}
+			}
+			for _, block := range blocks {
+				c := asKernelCodec(t, kind, block)
+				for _, dist := range testDists {
+					r := rand.New(rand.NewPCG(uint64(len(dist.name)), uint64(block)+99))
+					for _, n := range testLengths(c.BlockSize(), dist.name) {
+						src := dist.gen(r, n)
+						wire := make([]byte, c.EncodedLen(n))
+						c.encode(k, wire, src)
+						if d := bytesDiff(refEncode(kind, c.BlockSize(), src), wire); d != "" {
+							t.Fatalf("%s %s B=%d %s n=%d: Encode differs from reference: %s", k.name, kind, block, dist.name, n, d)
+						}
+						got := make([]float32, n)
+						c.decode(k, got, wire)
+						if d := bitsDiff(refDecode(kind, c.BlockSize(), wire, n), got); d != "" {
+							t.Fatalf("%s %s B=%d %s n=%d: Decode differs from reference: %s", k.name, kind, block, dist.name, n, d)
+						}
+						acc := dist.gen(r, n)
+						want := make([]float32, n)
+						for i := range acc {
+							want[i] = acc[i] + got[i]
+						}
+						c.decodeAdd(k, acc, wire)
+						if d := nanEquivDiff(want, acc); d != "" {
+							t.Fatalf("%s %s B=%d %s n=%d: DecodeAdd differs from Decode + add: %s", k.name, kind, block, dist.name, n, d)
+						}
+					}
+				}
+			}
+		}
+	}
 }
