@@ -35,29 +35,53 @@ DATA nibbleSign<>+8(SB)/8, $0xfffefdfcfbfaf9f8
 GLOBL nibbleSign<>(SB), RODATA|NOPTR, $16
 
 // func encodeInt8AVX512(dst *byte, src *float32, blocks, block int) (done int)
-TEXT ·encodeInt8AVX512(SB), NOSPLIT, $0-40
+//
+// It works on chunks of up to max(1, 4096/block) blocks (at most 16 KiB of
+// input, so the second pass reads from L1): pass 1 finds each block's
+// absmax and parks its bits in the block's scale slot, stopping at the
+// first block the Go code must take; pass 2 turns each parked absmax into
+// the scale and the reciprocal and writes the codes. The blocks are thus
+// independent inside each pass, so their reductions and divisions overlap.
+TEXT ·encodeInt8AVX512(SB), NOSPLIT, $16-40
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ blocks+16(FP), CX
-	MOVQ block+24(FP), DX
+	MOVQ block+24(FP), BX
 	XORQ R8, R8
+	MOVQ $4096, AX
+	XORL DX, DX
+	DIVQ BX
+	MOVQ $1, R12
+	CMPQ AX, R12
+	CMOVQCC AX, R12 // R12 = max(1, 4096/block) blocks per chunk
+	LEAQ 4(BX), R13 // R13 = bytes per encoded block
 	MOVL $0x7fffffff, AX
 	VPBROADCASTD AX, Z31
 	MOVL $0x42fe0000, AX
 	VMOVD AX, X13
 	VMOVDQU32 packPerm512<>(SB), Z27
 
-block:
-	CMPQ R8, CX
-	JAE ret
+chunk:
+	MOVQ CX, AX
+	SUBQ R8, AX
+	JZ   ret
+	CMPQ AX, R12
+	CMOVQHI R12, AX
+	MOVQ AX, 0(SP) // blocks in this chunk
+	MOVQ $0, 8(SP) // 1 when pass 1 stopped at a block for the Go code
+	XORQ DX, DX
+	MOVQ SI, R9
+	MOVQ DI, R11
 
-	// a = max |x| as bits: unsigned maxima of the sign-cleared bits.
+	// Pass 1: a = max |x| as bits, unsigned maxima of the sign-cleared bits.
+p1block:
+	CMPQ DX, 0(SP)
+	JAE  p2
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
-	MOVQ SI, R9
-	MOVQ DX, R10
+	MOVQ BX, R10
 
 max64:
 	CMPQ R10, $64
@@ -88,6 +112,7 @@ max8:
 	JZ    maxdone
 	VPANDD (R9), Y31, Y4 // zeroes the upper half of Z4
 	VPMAXUD Z4, Z1, Z1
+	ADDQ $32, R9
 
 maxdone:
 	VPMAXUD Z1, Z0, Z0
@@ -105,17 +130,34 @@ maxdone:
 
 	// Only 2^-64 <= a < MaxFloat32 here; the Go code takes the rest.
 	CMPL AX, $0x1f800000
-	JB   ret
+	JB   p1stop
 	CMPL AX, $0x7f7fffff
-	JAE  ret
+	JAE  p1stop
+	MOVL AX, (R11)
+	ADDQ R13, R11
+	INCQ DX
+	JMP  p1block
 
-	VDIVSS X13, X0, X1 // scale = a / L
-	VDIVSS X0, X13, X2 // r = L / a
-	VMOVSS X1, (DI)
-	VBROADCASTSS X2, Z30
+p1stop:
+	MOVQ DX, 0(SP)
+	MOVQ $1, 8(SP)
+
+	// Pass 2: scale = a / L (stored), r = L / a, codes RNE(x * r).
+p2:
+	XORQ DX, DX
 	MOVQ SI, R9
-	LEAQ 4(DI), R11
-	MOVQ DX, R10
+	MOVQ DI, R11
+
+p2block:
+	CMPQ DX, 0(SP)
+	JAE  chunkdone
+	VMOVSS (R11), X0
+	VDIVSS X13, X0, X1
+	VDIVSS X0, X13, X2
+	VMOVSS X1, (R11)
+	VBROADCASTSS X2, Z30
+	ADDQ $4, R11
+	MOVQ BX, R10
 
 q64:
 	CMPQ R10, $64
@@ -155,12 +197,19 @@ q8:
 	VMULPS (R9), Y30, Y4
 	VCVTPS2DQ Y4, Y4
 	VPMOVDB Y4, (R11)
+	ADDQ $32, R9
+	ADDQ $8, R11
 
 next:
-	LEAQ (SI)(DX*4), SI
-	LEAQ 4(DI)(DX*1), DI
-	INCQ R8
-	JMP  block
+	INCQ DX
+	JMP  p2block
+
+chunkdone:
+	ADDQ 0(SP), R8
+	MOVQ R9, SI
+	MOVQ R11, DI
+	CMPQ 8(SP), $0
+	JEQ  chunk
 
 ret:
 	VZEROUPPER
@@ -168,33 +217,59 @@ ret:
 	RET
 
 // func encodeInt4AVX512(dst *byte, src *float32, blocks, block int) (done int)
-TEXT ·encodeInt4AVX512(SB), NOSPLIT, $0-40
+//
+// It works on chunks of up to max(1, 4096/block) blocks (at most 16 KiB of
+// input, so the second pass reads from L1): pass 1 finds each block's
+// absmax and parks its bits in the block's scale slot, stopping at the
+// first block the Go code must take; pass 2 turns each parked absmax into
+// the scale and the reciprocal and writes the codes. The blocks are thus
+// independent inside each pass, so their reductions and divisions overlap.
+TEXT ·encodeInt4AVX512(SB), NOSPLIT, $16-40
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ blocks+16(FP), CX
-	MOVQ block+24(FP), DX
+	MOVQ block+24(FP), BX
 	XORQ R8, R8
+	MOVQ $4096, AX
+	XORL DX, DX
+	DIVQ BX
+	MOVQ $1, R12
+	CMPQ AX, R12
+	CMOVQCC AX, R12 // R12 = max(1, 4096/block) blocks per chunk
+	MOVQ BX, R13
+	SHRQ $1, R13
+	ADDQ $4, R13 // R13 = bytes per encoded block
 	MOVL $0x7fffffff, AX
 	VPBROADCASTD AX, Z31
 	MOVL $0x40e00000, AX
 	VMOVD AX, X13
+	VMOVDQU32 packPerm512<>(SB), Z27
 	MOVQ $0x0000000f0000000f, AX
 	VPBROADCASTQ AX, Z26
 	MOVL $0x0f0f0f0f, AX
 	VPBROADCASTD AX, Z25
-	VMOVDQU32 packPerm512<>(SB), Z27
 
-block:
-	CMPQ R8, CX
-	JAE ret
+chunk:
+	MOVQ CX, AX
+	SUBQ R8, AX
+	JZ   ret
+	CMPQ AX, R12
+	CMOVQHI R12, AX
+	MOVQ AX, 0(SP) // blocks in this chunk
+	MOVQ $0, 8(SP) // 1 when pass 1 stopped at a block for the Go code
+	XORQ DX, DX
+	MOVQ SI, R9
+	MOVQ DI, R11
 
-	// a = max |x| as bits: unsigned maxima of the sign-cleared bits.
+	// Pass 1: a = max |x| as bits, unsigned maxima of the sign-cleared bits.
+p1block:
+	CMPQ DX, 0(SP)
+	JAE  p2
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
-	MOVQ SI, R9
-	MOVQ DX, R10
+	MOVQ BX, R10
 
 max64:
 	CMPQ R10, $64
@@ -225,6 +300,7 @@ max8:
 	JZ    maxdone
 	VPANDD (R9), Y31, Y4 // zeroes the upper half of Z4
 	VPMAXUD Z4, Z1, Z1
+	ADDQ $32, R9
 
 maxdone:
 	VPMAXUD Z1, Z0, Z0
@@ -242,27 +318,43 @@ maxdone:
 
 	// Only 2^-64 <= a < MaxFloat32 here; the Go code takes the rest.
 	CMPL AX, $0x1f800000
-	JB   ret
+	JB   p1stop
 	CMPL AX, $0x7f7fffff
-	JAE  ret
+	JAE  p1stop
+	MOVL AX, (R11)
+	ADDQ R13, R11
+	INCQ DX
+	JMP  p1block
 
-	VDIVSS X13, X0, X1 // scale = a / L
-	VDIVSS X0, X13, X2 // r = L / a
-	VMOVSS X1, (DI)
-	VBROADCASTSS X2, Z30
+p1stop:
+	MOVQ DX, 0(SP)
+	MOVQ $1, 8(SP)
+
+	// Pass 2: scale = a / L (stored), r = L / a, codes RNE(x * r).
+p2:
+	XORQ DX, DX
 	MOVQ SI, R9
-	LEAQ 4(DI), R11
-	MOVQ DX, R10
+	MOVQ DI, R11
 
-	// Codes as dwords; each qword holds a pair (even value low). Keep the
-	// two low nibbles, move the odd one to bits 4-7 and store the low
-	// byte of every qword.
+p2block:
+	CMPQ DX, 0(SP)
+	JAE  chunkdone
+	VMOVSS (R11), X0
+	VDIVSS X13, X0, X1
+	VDIVSS X0, X13, X2
+	VMOVSS X1, (R11)
+	VBROADCASTSS X2, Z30
+	ADDQ $4, R11
+	MOVQ BX, R10
+
+	// 64 at a time: pack to int8 codes as for int8, merge the nibbles of
+	// each 16-bit pair and keep the low byte of each. 16 or 8 at a time:
+	// each qword holds a pair of dword codes (even value low); keep the
+	// two low nibbles, move the odd one to bits 4-7, keep the low byte.
 q64:
 	CMPQ R10, $64
 	JB   q16
-	// (64 at a time: pack to int8 codes as for int8, then merge the
-	// nibbles of each 16-bit pair and keep the low byte of each.)
-	VMULPS 0(R9), Z30, Z4
+	VMULPS (R9), Z30, Z4
 	VMULPS 64(R9), Z30, Z5
 	VMULPS 128(R9), Z30, Z6
 	VMULPS 192(R9), Z30, Z7
@@ -306,14 +398,19 @@ q8:
 	VPSRLQ $28, Y4, Y8
 	VPORQ Y8, Y4, Y4
 	VPMOVQB Y4, (R11)
+	ADDQ $32, R9
+	ADDQ $4, R11
 
 next:
-	LEAQ (SI)(DX*4), SI
-	MOVQ DX, R10
-	SHRQ $1, R10
-	LEAQ 4(DI)(R10*1), DI
-	INCQ R8
-	JMP  block
+	INCQ DX
+	JMP  p2block
+
+chunkdone:
+	ADDQ 0(SP), R8
+	MOVQ R9, SI
+	MOVQ R11, DI
+	CMPQ 8(SP), $0
+	JEQ  chunk
 
 ret:
 	VZEROUPPER

@@ -169,12 +169,13 @@ func adversarialBlock(r *rand.Rand, x []float32, mode int) {
 }
 
 // adversarialInput returns n values made of blocks of block values, each of
-// a random kind, so special blocks sit between ordinary ones.
-func adversarialInput(r *rand.Rand, n, block int) []float32 {
+// a random kind, so special blocks sit between ordinary ones; 1 in rare
+// blocks is special (the others ordinary), or about 2 in 3 when rare is 0.
+func adversarialInput(r *rand.Rand, n, block, rare int) []float32 {
 	x := make([]float32, n)
 	for start := 0; start < n; start += block {
 		mode := r.IntN(16)
-		if mode > 11 {
+		if mode > 11 || rare > 0 && r.IntN(rare) != 0 {
 			mode = 0
 		}
 		adversarialBlock(r, x[start:min(start+block, n)], mode)
@@ -252,34 +253,67 @@ type kernelCodec interface {
 }
 
 // checkKernel runs k and goKernels on the same src (and on a random wire)
-// and reports the first difference.
+// and reports the first difference. The buffers k sees are followed by
+// guard values (ordinary floats after src, so an encoder that ran on would
+// quantize them; marker bytes and values after its outputs), which must
+// stay untouched.
 func checkKernel(t testing.TB, k *codecKernels, c kernelCodec, src []float32, wire2 []byte, acc []float32) {
 	t.Helper()
 	n := len(src)
+	guard := 4096 + 2*c.BlockSize()
 	name := fmt.Sprintf("%s on %s B=%d n=%d", k.name, c.Kind(), c.BlockSize(), n)
-	want := make([]byte, c.EncodedLen(n))
-	got := make([]byte, len(want))
-	for i := range got {
-		got[i] = 0xa5 // every byte must be written
+	srcG := make([]float32, n+guard)
+	copy(srcG, src)
+	for i := n; i < len(srcG); i++ {
+		srcG[i] = 1 + float32(i%7)
 	}
+	src = srcG[:n:n]
+	enc := c.EncodedLen(n)
+	want := make([]byte, enc)
+	gotG := make([]byte, enc+guard)
+	for i := range gotG {
+		gotG[i] = 0xa5 // every byte must be written, and none after
+	}
+	got := gotG[:enc:enc]
 	c.encode(goKernels, want, src)
 	c.encode(k, got, src)
 	if d := bytesDiff(want, got); d != "" {
 		t.Fatalf("%s: Encode differs from the Go loop: %s", name, d)
 	}
+	checkGuard := func(op string, b []byte, f []float32) {
+		t.Helper()
+		for i, v := range b {
+			if v != 0xa5 {
+				t.Fatalf("%s: %s wrote byte %d past the end of its output", name, op, i)
+			}
+		}
+		for i, v := range f {
+			if math.Float32bits(v) != 0x7fa5a5a5 {
+				t.Fatalf("%s: %s wrote value %d past the end of its output", name, op, i)
+			}
+		}
+	}
+	checkGuard("Encode", gotG[enc:], nil)
+	outG := make([]float32, n+guard)
 	for _, w := range [][]byte{want, wire2} {
-		dw, dg := make([]float32, n), make([]float32, n)
+		for i := range outG {
+			outG[i] = math.Float32frombits(0x7fa5a5a5)
+		}
+		dw, dg := make([]float32, n), outG[:n:n]
 		c.decode(goKernels, dw, w)
 		c.decode(k, dg, w)
 		if d := bitsDiff(dw, dg); d != "" {
 			t.Fatalf("%s: Decode differs from the Go loop: %s", name, d)
 		}
-		aw, ag := append([]float32(nil), acc...), append([]float32(nil), acc...)
+		checkGuard("Decode", nil, outG[n:])
+		aw, ag := append([]float32(nil), acc...), outG[:n:n]
+		copy(ag, acc)
 		c.decodeAdd(goKernels, aw, w)
 		c.decodeAdd(k, ag, w)
 		if d := addDiff(aw, ag, acc, dw); d != "" {
 			t.Fatalf("%s: DecodeAdd differs from the Go loop: %s", name, d)
 		}
+		checkGuard("DecodeAdd", nil, outG[n:])
 	}
 }
 
@@ -318,9 +352,16 @@ func TestCodecKernelsMatchGo(t *testing.T) {
 					}
 					for _, n := range lengths {
 						for _, shift := range []int{0, 1, 3} {
-							buf := adversarialInput(r, n+shift, block)
+							buf := adversarialInput(r, n+shift, block, 0)
 							checkKernel(t, k, c, buf[shift:], randomWire(r, c, n), randomAcc(r, n))
 						}
+					}
+					// Long inputs, mostly ordinary blocks: the encoders work
+					// in chunks of up to 4096 values, which these cross.
+					if !raceEnabled && block < MaxBlockSize {
+						n := 3*4096 + 2*block + 8
+						buf := adversarialInput(r, n, block, 40)
+						checkKernel(t, k, c, buf, randomWire(r, c, n), randomAcc(r, n))
 					}
 				}
 			})
