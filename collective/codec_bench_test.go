@@ -84,15 +84,27 @@ func reportVsCopy(b *testing.B, n int, copyWall, copyCPU, cpu float64) {
 
 // BenchmarkCodec measures Encode (quantize), Decode and DecodeAdd
 // (dequantize-accumulate) per codec, block size and kernel set (the active
-// vector set, then the Go loops, so the two compare in one run). SetBytes
-// counts the float32 side (4 bytes per value), so MB/s compares directly
-// with BenchmarkCodecCopy; each group of three first measures copy() of the
-// same bytes and every benchmark reports its speed as a percentage of that
-// copy (%copy by wall clock, %copy-cpu by thread CPU time).
+// vector set, then the Go loops, so the two compare in one run) on
+// benchElems cache-resident values. SetBytes counts the float32 side (4
+// bytes per value), so MB/s compares directly with BenchmarkCodecCopy; each
+// group of three first measures copy() of the same bytes and every
+// benchmark reports its speed as a percentage of that copy (%copy by wall
+// clock, %copy-cpu by thread CPU time).
 func BenchmarkCodec(b *testing.B) {
-	src := benchInput(benchElems)
+	benchCodecs(b, benchElems, []int{32, 64, 128, 256}, true)
+}
+
+// BenchmarkCodecLarge is BenchmarkCodec on 16 Mi values (64 MiB of
+// float32, far beyond the caches), at the default block size and on the
+// active kernel set only: memory speed rather than kernel speed.
+func BenchmarkCodecLarge(b *testing.B) {
+	benchCodecs(b, 1<<24, []int{DefaultBlockSize}, false)
+}
+
+func benchCodecs(b *testing.B, n int, blockSizes []int, withGo bool) {
+	src := benchInput(n)
 	for _, kind := range allCodecKinds {
-		blocks := []int{32, 64, 128, 256}
+		blocks := blockSizes
 		if kind == CodecF32 || kind == CodecBF16 {
 			blocks = []int{0}
 		}
@@ -100,8 +112,8 @@ func BenchmarkCodec(b *testing.B) {
 			c := mustCodec(b, kind, block)
 			kc, _ := c.(kernelCodec)
 			ks := availableKernels()
-			if kc == nil {
-				ks = ks[:1] // f32 has no vector kernels
+			if kc == nil || !withGo {
+				ks = ks[:1] // the active set only (f32 has no vector kernels)
 			}
 			for _, k := range ks {
 				wire := make([]byte, c.EncodedLen(len(src)))

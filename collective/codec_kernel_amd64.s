@@ -841,12 +841,21 @@ DATA packPerm256<>+28(SB)/4, $7
 GLOBL packPerm256<>(SB), RODATA|NOPTR, $32
 
 // func encodeInt8AVX2(dst *byte, src *float32, blocks, block int) (done int)
-TEXT ·encodeInt8AVX2(SB), NOSPLIT, $0-40
+//
+// The same two passes per chunk as the AVX-512 encoders, on 256-bit registers.
+TEXT ·encodeInt8AVX2(SB), NOSPLIT, $16-40
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ blocks+16(FP), CX
-	MOVQ block+24(FP), DX
+	MOVQ block+24(FP), BX
 	XORQ R8, R8
+	MOVQ $4096, AX
+	XORL DX, DX
+	DIVQ BX
+	MOVQ $1, R12
+	CMPQ AX, R12
+	CMOVQCC AX, R12 // R12 = max(1, 4096/block) blocks per chunk
+	LEAQ 4(BX), R13 // R13 = bytes per encoded block
 	MOVL $0x7fffffff, AX
 	VMOVD AX, X14
 	VPBROADCASTD X14, Y14
@@ -854,15 +863,26 @@ TEXT ·encodeInt8AVX2(SB), NOSPLIT, $0-40
 	VMOVD AX, X13
 	VMOVDQU packPerm256<>(SB), Y12
 
-block:
-	CMPQ R8, CX
-	JAE  ret
+chunk:
+	MOVQ CX, AX
+	SUBQ R8, AX
+	JZ   ret
+	CMPQ AX, R12
+	CMOVQHI R12, AX
+	MOVQ AX, 0(SP)
+	MOVQ $0, 8(SP)
+	XORQ DX, DX
+	MOVQ SI, R9
+	MOVQ DI, R11
+
+p1block:
+	CMPQ DX, 0(SP)
+	JAE  p2
 	VPXOR Y0, Y0, Y0
 	VPXOR Y1, Y1, Y1
 	VPXOR Y2, Y2, Y2
 	VPXOR Y3, Y3, Y3
-	MOVQ SI, R9
-	MOVQ DX, R10
+	MOVQ BX, R10
 
 max32:
 	CMPQ R10, $32
@@ -900,16 +920,33 @@ maxdone:
 	VPMAXUD X1, X0, X0
 	VMOVD X0, AX
 	CMPL AX, $0x1f800000
-	JB   ret
+	JB   p1stop
 	CMPL AX, $0x7f7fffff
-	JAE  ret
+	JAE  p1stop
+	MOVL AX, (R11)
+	ADDQ R13, R11
+	INCQ DX
+	JMP  p1block
+
+p1stop:
+	MOVQ DX, 0(SP)
+	MOVQ $1, 8(SP)
+
+p2:
+	XORQ DX, DX
+	MOVQ SI, R9
+	MOVQ DI, R11
+
+p2block:
+	CMPQ DX, 0(SP)
+	JAE  chunkdone
+	VMOVSS (R11), X0
 	VDIVSS X13, X0, X1
 	VDIVSS X0, X13, X2
-	VMOVSS X1, (DI)
+	VMOVSS X1, (R11)
 	VBROADCASTSS X2, Y11
-	MOVQ SI, R9
-	LEAQ 4(DI), R11
-	MOVQ DX, R10
+	ADDQ $4, R11
+	MOVQ BX, R10
 
 q32:
 	CMPQ R10, $32
@@ -947,10 +984,15 @@ q8:
 	JMP  q8
 
 next:
-	LEAQ (SI)(DX*4), SI
-	LEAQ 4(DI)(DX*1), DI
-	INCQ R8
-	JMP  block
+	INCQ DX
+	JMP  p2block
+
+chunkdone:
+	ADDQ 0(SP), R8
+	MOVQ R9, SI
+	MOVQ R11, DI
+	CMPQ 8(SP), $0
+	JEQ  chunk
 
 ret:
 	VZEROUPPER
@@ -958,12 +1000,23 @@ ret:
 	RET
 
 // func encodeInt4AVX2(dst *byte, src *float32, blocks, block int) (done int)
-TEXT ·encodeInt4AVX2(SB), NOSPLIT, $0-40
+//
+// The same two passes per chunk as the AVX-512 encoders, on 256-bit registers.
+TEXT ·encodeInt4AVX2(SB), NOSPLIT, $16-40
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ blocks+16(FP), CX
-	MOVQ block+24(FP), DX
+	MOVQ block+24(FP), BX
 	XORQ R8, R8
+	MOVQ $4096, AX
+	XORL DX, DX
+	DIVQ BX
+	MOVQ $1, R12
+	CMPQ AX, R12
+	CMOVQCC AX, R12 // R12 = max(1, 4096/block) blocks per chunk
+	MOVQ BX, R13
+	SHRQ $1, R13
+	ADDQ $4, R13 // R13 = bytes per encoded block
 	MOVL $0x7fffffff, AX
 	VMOVD AX, X14
 	VPBROADCASTD X14, Y14
@@ -977,15 +1030,26 @@ TEXT ·encodeInt4AVX2(SB), NOSPLIT, $0-40
 	VMOVD AX, X9
 	VPBROADCASTD X9, Y9
 
-block:
-	CMPQ R8, CX
-	JAE  ret
+chunk:
+	MOVQ CX, AX
+	SUBQ R8, AX
+	JZ   ret
+	CMPQ AX, R12
+	CMOVQHI R12, AX
+	MOVQ AX, 0(SP)
+	MOVQ $0, 8(SP)
+	XORQ DX, DX
+	MOVQ SI, R9
+	MOVQ DI, R11
+
+p1block:
+	CMPQ DX, 0(SP)
+	JAE  p2
 	VPXOR Y0, Y0, Y0
 	VPXOR Y1, Y1, Y1
 	VPXOR Y2, Y2, Y2
 	VPXOR Y3, Y3, Y3
-	MOVQ SI, R9
-	MOVQ DX, R10
+	MOVQ BX, R10
 
 max32:
 	CMPQ R10, $32
@@ -1023,16 +1087,33 @@ maxdone:
 	VPMAXUD X1, X0, X0
 	VMOVD X0, AX
 	CMPL AX, $0x1f800000
-	JB   ret
+	JB   p1stop
 	CMPL AX, $0x7f7fffff
-	JAE  ret
+	JAE  p1stop
+	MOVL AX, (R11)
+	ADDQ R13, R11
+	INCQ DX
+	JMP  p1block
+
+p1stop:
+	MOVQ DX, 0(SP)
+	MOVQ $1, 8(SP)
+
+p2:
+	XORQ DX, DX
+	MOVQ SI, R9
+	MOVQ DI, R11
+
+p2block:
+	CMPQ DX, 0(SP)
+	JAE  chunkdone
+	VMOVSS (R11), X0
 	VDIVSS X13, X0, X1
 	VDIVSS X0, X13, X2
-	VMOVSS X1, (DI)
+	VMOVSS X1, (R11)
 	VBROADCASTSS X2, Y11
-	MOVQ SI, R9
-	LEAQ 4(DI), R11
-	MOVQ DX, R10
+	ADDQ $4, R11
+	MOVQ BX, R10
 
 q32:
 	CMPQ R10, $32
@@ -1083,12 +1164,15 @@ q8:
 	JMP  q8
 
 next:
-	LEAQ (SI)(DX*4), SI
-	MOVQ DX, R10
-	SHRQ $1, R10
-	LEAQ 4(DI)(R10*1), DI
-	INCQ R8
-	JMP  block
+	INCQ DX
+	JMP  p2block
+
+chunkdone:
+	ADDQ 0(SP), R8
+	MOVQ R9, SI
+	MOVQ R11, DI
+	CMPQ 8(SP), $0
+	JEQ  chunk
 
 ret:
 	VZEROUPPER
