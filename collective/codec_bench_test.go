@@ -72,12 +72,14 @@ func copySpeed(n int) (wall, cpu float64) {
 }
 
 // reportVsCopy adds the copy() speed measured just before in the same
-// process and the kernel's speed as a percentage of it, by wall clock
-// (%copy) and by thread CPU time (%copy-cpu).
+// process (copy-Gelem/s, copy-Gelem/cpu-s) and the kernel's speed as a
+// percentage of it, by wall clock (%copy) and by thread CPU time
+// (%copy-cpu).
 func reportVsCopy(b *testing.B, n int, copyWall, copyCPU, cpu float64) {
 	b.ReportMetric(copyWall, "copy-Gelem/s")
 	b.ReportMetric(100*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9/copyWall, "%copy")
 	if cpu > 0 && copyCPU > 0 {
+		b.ReportMetric(copyCPU, "copy-Gelem/cpu-s")
 		b.ReportMetric(100*cpu/copyCPU, "%copy-cpu")
 	}
 }
