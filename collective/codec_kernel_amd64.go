@@ -88,9 +88,9 @@ var avx2Kernels = &codecKernels{
 }
 
 // hasAVX512 reports the AVX-512 subsets the avx512 kernels use (F for the
-// 512-bit operations, BW for byte and word shuffles and packs, VL for the
-// masked 256-bit tails); cpu.X86 only sets them when the OS saves the
-// registers.
+// 512-bit operations, BW for the byte and word packs and narrowing moves, VL
+// for the 256-bit forms on Y16-Y31 in the 8-value tails); cpu.X86 only sets
+// them when the OS saves the registers.
 func hasAVX512() bool { return cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL }
 
 func selectKernels() *codecKernels {
@@ -115,9 +115,3 @@ func availableKernels() []*codecKernels {
 	}
 	return ks
 }
-
-const purego = false
-
-// wantAVX2Kernels reports whether an AVX2 set exists for CPUs without
-// AVX-512.
-const wantAVX2Kernels = true
