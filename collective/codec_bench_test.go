@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // benchElems values per operation: 256 KiB of float32, which stays in the
@@ -24,8 +25,9 @@ func reportElems(b *testing.B, n int) {
 // loopCPU runs f under b.Loop on a locked OS thread and reports, besides the
 // wall-clock figures, Gelem/cpu-s: values per second of the thread's own CPU
 // time. On a shared machine the wall clock also counts the time the thread
-// waited for a CPU; the CPU-time figure does not.
-func loopCPU(b *testing.B, n int, f func()) {
+// waited for a CPU; the CPU-time figure does not. It returns that figure (0
+// where thread CPU time is not available).
+func loopCPU(b *testing.B, n int, f func()) (cpu float64) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	b.SetBytes(4 * int64(n))
@@ -38,37 +40,113 @@ func loopCPU(b *testing.B, n int, f func()) {
 	end, ok2 := threadCPUTime()
 	reportElems(b, n)
 	if ok && ok2 && end > start {
-		b.ReportMetric(float64(n)*float64(iters)/(end-start).Seconds()/1e9, "Gelem/cpu-s")
+		cpu = float64(n) * float64(iters) / (end - start).Seconds() / 1e9
+		b.ReportMetric(cpu, "Gelem/cpu-s")
+	}
+	return cpu
+}
+
+// copySpeed measures copy() of n float32 values for about 100 ms on a
+// locked OS thread (after a warm-up copy) and returns its wall-clock and
+// CPU-time Gelem/s, the same averages loopCPU reports for a kernel (cpu is 0
+// where the thread CPU time is not available).
+func copySpeed(n int) (wall, cpu float64) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	src := benchInput(n)
+	dst := make([]float32, n)
+	copy(dst, src)
+	c0, ok := threadCPUTime()
+	t0 := time.Now()
+	iters := 0
+	for ; iters < 64 || time.Since(t0) < 100*time.Millisecond; iters++ {
+		copy(dst, src)
+	}
+	el := time.Since(t0)
+	c1, ok2 := threadCPUTime()
+	wall = float64(n) * float64(iters) / el.Seconds() / 1e9
+	if ok && ok2 && c1 > c0 {
+		cpu = float64(n) * float64(iters) / (c1 - c0).Seconds() / 1e9
+	}
+	return wall, cpu
+}
+
+// reportVsCopy adds the copy() speed measured just before in the same
+// process (copy-Gelem/s, copy-Gelem/cpu-s) and the kernel's speed as a
+// percentage of it, by wall clock (%copy) and by thread CPU time
+// (%copy-cpu).
+func reportVsCopy(b *testing.B, n int, copyWall, copyCPU, cpu float64) {
+	b.ReportMetric(copyWall, "copy-Gelem/s")
+	b.ReportMetric(100*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9/copyWall, "%copy")
+	if cpu > 0 && copyCPU > 0 {
+		b.ReportMetric(copyCPU, "copy-Gelem/cpu-s")
+		b.ReportMetric(100*cpu/copyCPU, "%copy-cpu")
 	}
 }
 
 // BenchmarkCodec measures Encode (quantize), Decode and DecodeAdd
-// (dequantize-accumulate) per codec and block size. SetBytes counts the
-// float32 side (4 bytes per value), so MB/s compares directly with
-// BenchmarkCodecCopy.
+// (dequantize-accumulate) per codec, block size and kernel set (the active
+// vector set, then the Go loops, so the two compare in one run) on
+// benchElems cache-resident values. SetBytes counts the float32 side (4
+// bytes per value), so MB/s compares directly with BenchmarkCodecCopy; each
+// group of three first measures copy() of the same bytes and every
+// benchmark reports its speed as a percentage of that copy (%copy by wall
+// clock, %copy-cpu by thread CPU time).
 func BenchmarkCodec(b *testing.B) {
-	src := benchInput(benchElems)
+	benchCodecs(b, benchElems, []int{32, 64, 128, 256}, true)
+}
+
+// BenchmarkCodecLarge is BenchmarkCodec on 16 Mi values (64 MiB of
+// float32, far beyond the caches), at the default block size and on the
+// active kernel set only: memory speed rather than kernel speed.
+func BenchmarkCodecLarge(b *testing.B) {
+	benchCodecs(b, 1<<24, []int{DefaultBlockSize}, false)
+}
+
+func benchCodecs(b *testing.B, n int, blockSizes []int, withGo bool) {
+	src := benchInput(n)
 	for _, kind := range allCodecKinds {
-		blocks := []int{32, 64, 128, 256}
+		blocks := blockSizes
 		if kind == CodecF32 || kind == CodecBF16 {
 			blocks = []int{0}
 		}
 		for _, block := range blocks {
 			c := mustCodec(b, kind, block)
-			wire := make([]byte, c.EncodedLen(len(src)))
-			c.Encode(wire, src)
-			dst := make([]float32, len(src))
-			name := fmt.Sprintf("%s/B=%d", kind, c.BlockSize())
-			b.Run(name+"/Encode", func(b *testing.B) {
-				loopCPU(b, len(src), func() { c.Encode(wire, src) })
-			})
-			b.Run(name+"/Decode", func(b *testing.B) {
-				loopCPU(b, len(src), func() { c.Decode(dst, wire) })
-			})
-			b.Run(name+"/DecodeAdd", func(b *testing.B) {
-				clear(dst)
-				loopCPU(b, len(src), func() { c.DecodeAdd(dst, wire) })
-			})
+			kc, _ := c.(kernelCodec)
+			ks := availableKernels()
+			if kc == nil || !withGo {
+				ks = ks[:1] // the active set only (f32 has no vector kernels)
+			}
+			for _, k := range ks {
+				wire := make([]byte, c.EncodedLen(len(src)))
+				c.Encode(wire, src)
+				dst := make([]float32, len(src))
+				name := fmt.Sprintf("%s/B=%d", kind, c.BlockSize())
+				if kc != nil {
+					name += "/" + k.name
+				}
+				enc, dec, decAdd := c.Encode, c.Decode, c.DecodeAdd
+				if kc != nil {
+					enc = func(d []byte, s []float32) { kc.encode(k, d, s) }
+					dec = func(d []float32, s []byte) { kc.decode(k, d, s) }
+					decAdd = func(d []float32, s []byte) { kc.decodeAdd(k, d, s) }
+				}
+				var cw, cc float64
+				b.Run(name+"/Encode", func(b *testing.B) {
+					cw, cc = copySpeed(len(src))
+					cpu := loopCPU(b, len(src), func() { enc(wire, src) })
+					reportVsCopy(b, len(src), cw, cc, cpu)
+				})
+				b.Run(name+"/Decode", func(b *testing.B) {
+					cpu := loopCPU(b, len(src), func() { dec(dst, wire) })
+					reportVsCopy(b, len(src), cw, cc, cpu)
+				})
+				b.Run(name+"/DecodeAdd", func(b *testing.B) {
+					clear(dst)
+					cpu := loopCPU(b, len(src), func() { decAdd(dst, wire) })
+					reportVsCopy(b, len(src), cw, cc, cpu)
+				})
+			}
 		}
 	}
 }

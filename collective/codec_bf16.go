@@ -34,7 +34,17 @@ func bf16RNE(b uint32) uint32 { return (b + 0x7fff + (b>>16)&1) >> 16 }
 
 func (c bf16Codec) Encode(dst []byte, src []float32) {
 	checkEncodeLen(c.Kind(), dst, len(src), c.EncodedLen(len(src)))
+	c.encode(activeKernels, dst, src)
+}
+
+// encode is Encode on kernel set k: k's kernel takes the largest multiple of
+// 16 values, the Go loop the rest.
+func (c bf16Codec) encode(k *codecKernels, dst []byte, src []float32) {
 	i := 0
+	if n := len(src) &^ 15; k.encBF16 != nil && n > 0 {
+		k.encBF16(bytep(dst, 0), f32p(src, 0), n)
+		i = n
+	}
 	for ; i+8 <= len(src); i += 8 {
 		s := src[i : i+8 : i+8]
 		d := dst[2*i : 2*i+16 : 2*i+16]
@@ -61,7 +71,16 @@ func (c bf16Codec) Encode(dst []byte, src []float32) {
 
 func (c bf16Codec) Decode(dst []float32, src []byte) {
 	checkDecodeLen(c.Kind(), "Decode", src, len(dst), c.EncodedLen(len(dst)))
+	c.decode(activeKernels, dst, src)
+}
+
+// decode is Decode on kernel set k.
+func (c bf16Codec) decode(k *codecKernels, dst []float32, src []byte) {
 	i := 0
+	if n := len(dst) &^ 15; k.decBF16 != nil && n > 0 {
+		k.decBF16(f32p(dst, 0), bytep(src, 0), n)
+		i = n
+	}
 	for ; i+8 <= len(dst); i += 8 {
 		d := dst[i : i+8 : i+8]
 		s := src[2*i : 2*i+16 : 2*i+16]
@@ -81,7 +100,16 @@ func (c bf16Codec) Decode(dst []float32, src []byte) {
 
 func (c bf16Codec) DecodeAdd(dst []float32, src []byte) {
 	checkDecodeLen(c.Kind(), "DecodeAdd", src, len(dst), c.EncodedLen(len(dst)))
+	c.decodeAdd(activeKernels, dst, src)
+}
+
+// decodeAdd is DecodeAdd on kernel set k.
+func (c bf16Codec) decodeAdd(k *codecKernels, dst []float32, src []byte) {
 	i := 0
+	if n := len(dst) &^ 15; k.decAddBF16 != nil && n > 0 {
+		k.decAddBF16(f32p(dst, 0), bytep(src, 0), n)
+		i = n
+	}
 	for ; i+8 <= len(dst); i += 8 {
 		d := dst[i : i+8 : i+8]
 		s := src[2*i : 2*i+16 : 2*i+16]

@@ -26,8 +26,27 @@ func (c int4Codec) EncodedLen(n int) int {
 
 func (c int4Codec) Encode(dst []byte, src []float32) {
 	checkEncodeLen(c.Kind(), dst, len(src), c.EncodedLen(len(src)))
-	off := 0
-	for start := 0; start < len(src); start += c.block {
+	c.encode(activeKernels, dst, src)
+}
+
+// encode is Encode on kernel set k: k's kernel takes the whole blocks it
+// handles, encodeInt4Block the others and the short final block.
+func (c int4Codec) encode(k *codecKernels, dst []byte, src []float32) {
+	start, off := 0, 0
+	if k.encInt4 != nil {
+		full, stride := len(src)/c.block, 4+c.block/2
+		for b := 0; b < full; {
+			b += k.encInt4(bytep(dst, b*stride), f32p(src, b*c.block), full-b, c.block)
+			if b < full {
+				x := src[b*c.block : (b+1)*c.block]
+				blk := dst[b*stride : (b+1)*stride]
+				encodeInt4Block(blk[:4], blk[4:], x)
+				b++
+			}
+		}
+		start, off = full*c.block, full*stride
+	}
+	for ; start < len(src); start += c.block {
 		x := src[start:min(start+c.block, len(src))]
 		blk := dst[off : off+4+(len(x)+1)/2]
 		encodeInt4Block(blk[:4], blk[4:], x)
@@ -96,8 +115,17 @@ func int4Hi(b byte) float32 { return float32(int8(b) >> 4) }
 
 func (c int4Codec) Decode(dst []float32, src []byte) {
 	checkDecodeLen(c.Kind(), "Decode", src, len(dst), c.EncodedLen(len(dst)))
-	off := 0
-	for start := 0; start < len(dst); start += c.block {
+	c.decode(activeKernels, dst, src)
+}
+
+// decode is Decode on kernel set k.
+func (c int4Codec) decode(k *codecKernels, dst []float32, src []byte) {
+	start, off := 0, 0
+	if full := len(dst) / c.block; k.decInt4 != nil && full > 0 {
+		k.decInt4(f32p(dst, 0), bytep(src, 0), full, c.block)
+		start, off = full*c.block, full*(4+c.block/2)
+	}
+	for ; start < len(dst); start += c.block {
 		d := dst[start:min(start+c.block, len(dst))]
 		n := len(d)
 		s := getScale(src[off : off+4])
@@ -128,8 +156,17 @@ func (c int4Codec) Decode(dst []float32, src []byte) {
 
 func (c int4Codec) DecodeAdd(dst []float32, src []byte) {
 	checkDecodeLen(c.Kind(), "DecodeAdd", src, len(dst), c.EncodedLen(len(dst)))
-	off := 0
-	for start := 0; start < len(dst); start += c.block {
+	c.decodeAdd(activeKernels, dst, src)
+}
+
+// decodeAdd is DecodeAdd on kernel set k.
+func (c int4Codec) decodeAdd(k *codecKernels, dst []float32, src []byte) {
+	start, off := 0, 0
+	if full := len(dst) / c.block; k.decAddInt4 != nil && full > 0 {
+		k.decAddInt4(f32p(dst, 0), bytep(src, 0), full, c.block)
+		start, off = full*c.block, full*(4+c.block/2)
+	}
+	for ; start < len(dst); start += c.block {
 		d := dst[start:min(start+c.block, len(dst))]
 		n := len(d)
 		s := getScale(src[off : off+4])

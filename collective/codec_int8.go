@@ -20,8 +20,27 @@ func (c int8Codec) EncodedLen(n int) int {
 
 func (c int8Codec) Encode(dst []byte, src []float32) {
 	checkEncodeLen(c.Kind(), dst, len(src), c.EncodedLen(len(src)))
-	off := 0
-	for start := 0; start < len(src); start += c.block {
+	c.encode(activeKernels, dst, src)
+}
+
+// encode is Encode on kernel set k: k's kernel takes the whole blocks it
+// handles, encodeInt8Block the others and the short final block.
+func (c int8Codec) encode(k *codecKernels, dst []byte, src []float32) {
+	start, off := 0, 0
+	if k.encInt8 != nil {
+		full, stride := len(src)/c.block, 4+c.block
+		for b := 0; b < full; {
+			b += k.encInt8(bytep(dst, b*stride), f32p(src, b*c.block), full-b, c.block)
+			if b < full {
+				x := src[b*c.block : (b+1)*c.block]
+				blk := dst[b*stride : (b+1)*stride]
+				encodeInt8Block(blk[:4], blk[4:], x)
+				b++
+			}
+		}
+		start, off = full*c.block, full*stride
+	}
+	for ; start < len(src); start += c.block {
 		x := src[start:min(start+c.block, len(src))]
 		blk := dst[off : off+4+len(x)]
 		encodeInt8Block(blk[:4], blk[4:], x)
@@ -75,8 +94,17 @@ func encodeInt8Block(sc, q []byte, x []float32) {
 
 func (c int8Codec) Decode(dst []float32, src []byte) {
 	checkDecodeLen(c.Kind(), "Decode", src, len(dst), c.EncodedLen(len(dst)))
-	off := 0
-	for start := 0; start < len(dst); start += c.block {
+	c.decode(activeKernels, dst, src)
+}
+
+// decode is Decode on kernel set k.
+func (c int8Codec) decode(k *codecKernels, dst []float32, src []byte) {
+	start, off := 0, 0
+	if full := len(dst) / c.block; k.decInt8 != nil && full > 0 {
+		k.decInt8(f32p(dst, 0), bytep(src, 0), full, c.block)
+		start, off = full*c.block, full*(4+c.block)
+	}
+	for ; start < len(dst); start += c.block {
 		d := dst[start:min(start+c.block, len(dst))]
 		s := getScale(src[off : off+4])
 		q := src[off+4 : off+4+len(d)]
@@ -103,8 +131,17 @@ func (c int8Codec) Decode(dst []float32, src []byte) {
 
 func (c int8Codec) DecodeAdd(dst []float32, src []byte) {
 	checkDecodeLen(c.Kind(), "DecodeAdd", src, len(dst), c.EncodedLen(len(dst)))
-	off := 0
-	for start := 0; start < len(dst); start += c.block {
+	c.decodeAdd(activeKernels, dst, src)
+}
+
+// decodeAdd is DecodeAdd on kernel set k.
+func (c int8Codec) decodeAdd(k *codecKernels, dst []float32, src []byte) {
+	start, off := 0, 0
+	if full := len(dst) / c.block; k.decAddInt8 != nil && full > 0 {
+		k.decAddInt8(f32p(dst, 0), bytep(src, 0), full, c.block)
+		start, off = full*c.block, full*(4+c.block)
+	}
+	for ; start < len(dst); start += c.block {
 		d := dst[start:min(start+c.block, len(dst))]
 		s := getScale(src[off : off+4])
 		q := src[off+4 : off+4+len(d)]

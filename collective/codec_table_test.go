@@ -22,7 +22,7 @@ func TestCodecTable(t *testing.T) {
 	heavy := genEach(heavyTailed)(r, n)
 
 	fmt.Printf("n = %d values per distribution; normal = N(0,1); heavy = N(0,1) with each value x1000 with probability 1/512\n", n)
-	fmt.Printf("speed: best of 3 runs of testing.Benchmark on %d values, in values per second of the thread's CPU time; encode = quantize, decode-add = dequantize-accumulate\n\n", benchElems)
+	fmt.Printf("speed: best of 3 runs of testing.Benchmark on %d values, in values per second of the thread's CPU time; encode = quantize, decode-add = dequantize-accumulate; kernel set %q\n\n", benchElems, CodecKernel())
 	fmt.Println("| codec | B | wire bytes/value | ratio vs bf16 | normal: RMS rel err | normal: max err / absmax | heavy: RMS rel err | heavy: max err / absmax | heavy: bulk RMS rel err | encode Gelem/cpu-s | decode-add Gelem/cpu-s |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	row := func(c Codec) {
