@@ -5,9 +5,11 @@
 package tpu
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 )
@@ -125,7 +127,27 @@ func ProfileNames() []string { return sortedKeys(profiles) }
 
 // LoadProfile returns the embedded profile of a TPU generation ("v4", "v5e",
 // "v5p", "v6e").
+//
+// A name ending in .json is a file holding one profile object (for example
+// a CPU host and its Ethernet link, measured), validated like the built-in
+// ones: every figure needs a source.
 func LoadProfile(name string) (Profile, error) {
+	if strings.HasSuffix(name, ".json") {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return Profile{}, fmt.Errorf("tpu: profile file: %w", err)
+		}
+		var p Profile
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			return Profile{}, fmt.Errorf("tpu: profile file %s: %w", name, err)
+		}
+		if err := p.Validate(); err != nil {
+			return Profile{}, fmt.Errorf("tpu: profile file %s: %w", name, err)
+		}
+		return p, nil
+	}
 	p, ok := profiles[name]
 	if !ok {
 		return Profile{}, fmt.Errorf("tpu: unknown profile %q (known: %s)", name, strings.Join(ProfileNames(), ", "))

@@ -341,3 +341,24 @@ func TestFaultHook(t *testing.T) {
 	}
 	m.SetFaultHook(nil)
 }
+
+func TestLoadProfileFile(t *testing.T) {
+	dir := t.TempDir()
+	good := `{"name":"cpu-host","peak_bf16_flops":1e11,"hbm_bytes_per_sec":2e10,"ici_bytes_per_sec_per_link_dir":1.25e9,
+"hop_latency_seconds":5e-5,"links_per_chip":1,"wraparound":"always","pod_dim":4,
+"sources":{"peak_bf16_flops":"measured","hbm_bytes_per_sec":"measured","ici_bytes_per_sec_per_link_dir":"tc rate",
+"hop_latency_seconds":"measured","links_per_chip":"one NIC","wraparound":"ring on a switch"}}`
+	path := dir + "/cpu.json"
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := LoadProfile(path)
+	if err != nil || p.Name != "cpu-host" || p.ICIBytesPerSecPerLinkDir != 1.25e9 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	bad := dir + "/bad.json"
+	os.WriteFile(bad, []byte(`{"name":"x","peak_bf16_flops":1}`), 0o644)
+	if _, err := LoadProfile(bad); err == nil {
+		t.Fatal("a profile without figures and sources was accepted")
+	}
+}

@@ -53,6 +53,9 @@ type Config struct {
 	// FallbackElems: int8/int4 reductions shorter than this travel as bf16;
 	// 0 = the cost model's crossover, negative = never fall back.
 	FallbackElems int `json:"fallback_elems"`
+	// Algorithm is the AllReduce schedule: auto, ring, biring, torus2d,
+	// twoshot or oneshot ("" = auto).
+	Algorithm string `json:"algorithm"`
 	// AllReduceTimeout bounds one AllReduce: a device that stops answering
 	// fails its batch after this long. 0 = the collective's default (30s).
 	AllReduceTimeout Duration `json:"allreduce_timeout"`
@@ -139,6 +142,7 @@ func bindFlags(fs *flag.FlagSet, c *Config, configPath *string, noBatching *bool
 	fs.StringVar(&c.TPU, "tpu", c.TPU, "TPU generation profile of the simulated clock")
 	fs.StringVar(&c.AllReduce, "allreduce", c.AllReduce, "default AllReduce codec: int8, int4, bf16 or f32 (requests may override)")
 	fs.IntVar(&c.BlockSize, "block-size", c.BlockSize, "default quantization block size (0 = codec default)")
+	fs.StringVar(&c.Algorithm, "algorithm", c.Algorithm, "AllReduce algorithm: auto, ring, biring, torus2d, twoshot or oneshot (empty = auto)")
 	fs.IntVar(&c.FallbackElems, "fallback-elems", c.FallbackElems, "int8/int4 reductions shorter than this travel as bf16 (0 = cost-model crossover, -1 = never)")
 	fs.IntVar(&c.BatchTokenBudget, "batch-tokens", c.BatchTokenBudget, "most prompt tokens packed into one engine call")
 	fs.IntVar(&c.MaxBatchSize, "max-batch", c.MaxBatchSize, "most sequences in one engine call (1 = no batching)")

@@ -48,6 +48,9 @@ func TestLoadConfig(t *testing.T) {
 				t.Fatalf("loadConfig: %v", err)
 			}
 			want := defaultConfig()
+			// One process, placed by flags: what resolve makes of the
+			// defaults when no launcher's variables are set.
+			want.Dist.NNodes, want.Dist.NodeRank, want.Dist.Source = 1, 0, "flags"
 			tc.mod(&want)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
@@ -61,7 +64,9 @@ func TestDefaultConfigFileMatchesDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loadConfig: %v", err)
 	}
-	if diff := cmp.Diff(defaultConfig(), got); diff != "" {
+	want := defaultConfig()
+	want.Dist.NNodes, want.Dist.NodeRank, want.Dist.Source = 1, 0, "flags" // resolved: one process
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("configs/serve/default.json differs from the built-in defaults (-code +file):\n%s", diff)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/equarx/equarx/collective"
 	"github.com/equarx/equarx/model"
 	"github.com/equarx/equarx/tp"
 	"github.com/equarx/equarx/transport"
@@ -149,8 +150,8 @@ func buildID() string {
 // any of them refuse each other.
 func fingerprint(cfg *Config, name string, mc model.Config) ([32]byte, string) {
 	mcj, _ := json.Marshal(mc)
-	desc := fmt.Sprintf("model %s (%s, dim %d, %d layers, vocab %d), tp %d, %s, %s, fallback-elems %d, build %s",
-		name, mc.Arch, mc.Dim, mc.Layers, mc.Vocab, cfg.TP, cfg.Topology, cfg.TPU, cfg.FallbackElems, buildID())
+	desc := fmt.Sprintf("model %s (%s, dim %d, %d layers, vocab %d), tp %d, %s, %s, algorithm %q, fallback-elems %d, build %s",
+		name, mc.Arch, mc.Dim, mc.Layers, mc.Vocab, cfg.TP, cfg.Topology, cfg.TPU, cfg.Algorithm, cfg.FallbackElems, buildID())
 	return sha256.Sum256([]byte(desc + "\n" + string(mcj))), desc
 }
 
@@ -185,7 +186,8 @@ func listenNode(cfg *Config, name string, mc model.Config, log *slog.Logger) (*t
 }
 
 func (c *Config) engineConfig() tp.EngineConfig {
-	return tp.EngineConfig{TP: c.TP, Topology: c.Topology, TPU: c.TPU, FallbackElems: c.FallbackElems, Timeout: time.Duration(c.AllReduceTimeout)}
+	return tp.EngineConfig{TP: c.TP, Topology: c.Topology, TPU: c.TPU, Algorithm: collective.Algorithm(c.Algorithm),
+		FallbackElems: c.FallbackElems, Timeout: time.Duration(c.AllReduceTimeout)}
 }
 
 // newDriverEngine is node 0's engine: it opens the data plane, lets the
