@@ -59,4 +59,52 @@ RANK
 	chmod +x "$bin/rank.sh"
 	scripts/netns.sh -n 4 -g "$g" -t 3600 -- "$bin/rank.sh" || echo "dist_prefill: the $g Gbit/s run ended with an error (workers exit when the driver stops)"
 done
-echo "rows: $out/*.json"
+# The cost model's prediction of each shaped run: the one-process engine wall
+# (this CPU's compute, measured above) plus the AllReduces priced on a
+# profile of the shaped link (its tc rate per direction, one link per host,
+# the unidirectional ring the runs use). Compute and element-wise figures
+# of the profile are set out of the way (1e18) so the model prices only
+# the reductions.
+for g in $gbps; do
+	[ "$g" = 0 ] && continue
+	cat >"$out/cpu-link-$g.json" <<PROF
+{"name": "cpu-link-${g}g", "peak_bf16_flops": 1e18, "hbm_bytes_per_sec": 1e18,
+ "ici_bytes_per_sec_per_link_dir": $(awk -v g="$g" 'BEGIN { printf "%.6g", g * 1e9 / 8 }'),
+ "hop_latency_seconds": 3e-5, "links_per_chip": 1, "wraparound": "always", "pod_dim": 4,
+ "sources": {"peak_bf16_flops": "not used: compute is the measured one-process wall",
+  "hbm_bytes_per_sec": "not used: element-wise work is inside the measured one-process wall",
+  "ici_bytes_per_sec_per_link_dir": "the tc tbf rate of each host's link",
+  "hop_latency_seconds": "assumed: 30 us for the kernel TCP stack and the bridge per message",
+  "links_per_chip": "one veth per host", "wraparound": "the ring closes through the bridge"}}
+PROF
+	"$bin/bench" prefill --dry-run --exec baseline --tpu "$out/cpu-link-$g.json" --topology ring:4 --algorithm ring \
+		--model "$PWD/configs/models/$model.json" --fallback -1 --codecs "$codecs" --tokens "$tokens" --json "$out/pred-$g.json" >/dev/null
+done
+python3 - "$out" "$gbps" <<'PY'
+import json, os, sys
+out, gbps = sys.argv[1], sys.argv[2].split()
+single = {(r["tokens"], r["codec"]): r for r in json.load(open(f"{out}/single.json"))}
+lines = ["| link | tokens | codec | 4 hosts: engine wall s | vs bf16 | 1 process: engine wall s | predicted s | predicted / measured | AllReduce s (model) | wire bytes |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+for r in single.values():
+    lines.append(f"| 1 process | {r['tokens']} | {r['codec_used']} | - | - | {r['engine_wall_seconds']:.3f} | - | - | - | {r['wire_bytes']} |")
+for g in gbps:
+    path = f"{out}/g{g}.json"
+    if not os.path.exists(path):
+        continue
+    pred = {}
+    if os.path.exists(f"{out}/pred-{g}.json"):
+        for p in json.load(open(f"{out}/pred-{g}.json")):
+            pred[(p["tokens"], p["codec"])] = p["allreduce_seconds"]
+    for r in json.load(open(path)):
+        s = single.get((r["tokens"], r["codec"]))
+        ar = pred.get((r["tokens"], r["codec"]))
+        p = s["engine_wall_seconds"] + ar if s and ar is not None else None
+        link = "unshaped" if g == "0" else f"{g} Gbit/s"
+        lines.append(f"| {link} | {r['tokens']} | {r['codec_used']} | {r['engine_wall_seconds']:.3f} | {r['speedup_vs_bf16']:.2f}x | "
+                     + (f"{s['engine_wall_seconds']:.3f}" if s else "-") + " | "
+                     + (f"{p:.3f} | {p / r['engine_wall_seconds']:.2f} | {ar:.4f}" if p else "- | - | -") + f" | {r['wire_bytes']} |")
+open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
+echo "rows: $out/*.json, table: $out/table.md"
