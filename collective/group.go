@@ -56,8 +56,11 @@ type Communicator struct {
 	epoch uint64
 	seq   uint64
 	g     *group
-	// scratch is the encode arena kept between calls (see arena).
+	// scratch is the encode arena kept between calls (see arena); exact
+	// holds an owner's reduced values while it measures their final
+	// quantization.
 	scratch []byte
+	exact   []float32
 }
 
 // group is the state the communicators of one group share in-process: the
@@ -288,6 +291,9 @@ func (c *Communicator) handshake(ctx context.Context, seq uint64, n int, opts Op
 			return nil, fmt.Errorf("header from rank %d: CRC32-C %08x, its sender sent %08x: %w", r, got, m.Sum, ErrCorrupt)
 		}
 		h, err := unmarshalHeader(m.Data, len(c.mesh.Network().OutLinks(r)))
+		if rel, ok := c.tr.(releaser); ok {
+			rel.Release(m.Data)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("rank %d sent a malformed header: %w", r, err)
 		}
@@ -356,9 +362,9 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 			}
 			// The owner replaces its exact reduced values with what its
 			// peers will decode: measure what that costs.
-			exact := append([]float32(nil), dst...)
+			c.exact = append(c.exact[:0], dst...)
 			codec.Decode(dst, slots[o.slot])
-			qe.add(exact, dst)
+			qe.add(c.exact, dst)
 		}
 		if o.last {
 			if rel != nil && !local[o.slot] && slots[o.slot] != nil {

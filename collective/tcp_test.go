@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -183,5 +184,41 @@ func TestTCPPeerLossFailsCall(t *testing.T) {
 	}
 	if miss := ns[0].Missing(); !slices.Equal(miss, []int{2}) {
 		t.Fatalf("node 0 misses %v, want [2]", miss)
+	}
+}
+
+// In steady state a call over TCP allocates nothing per message: received
+// payloads come from pooled buffers and go back after use, headers are
+// written from a per-connection buffer, the encode arena is kept. So the
+// allocations of a call do not grow with the number of messages (here
+// 2 x 64 segments against 2 x 1).
+func TestTCPNoPerMessageAllocation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	comms, _ := tcpGroup(t, "ring:2", "v5e", 2)
+	in := makeInputs(inNormal, 2, 1<<18, 5)
+	allocs := func(segment int) float64 {
+		o := Options{Codec: CodecInt8, FallbackElems: -1, SegmentElems: segment, Algorithm: AlgoRing}
+		for i := 0; i < 3; i++ { // warm the pools
+			runGroup(t, comms, in, sameOpts(2, o), nil)
+		}
+		var before, after runtime.MemStats
+		const calls = 10
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := 0; i < calls; i++ {
+			if _, _, errs := runGroup(t, comms, in, sameOpts(2, o), nil); errors.Join(errs...) != nil {
+				t.Fatal(errors.Join(errs...))
+			}
+		}
+		runtime.ReadMemStats(&after)
+		return float64(after.Mallocs-before.Mallocs) / calls
+	}
+	few, many := allocs(1<<17), allocs(1<<11)
+	t.Logf("allocations per call (both ranks): %.0f with 2 segments per chunk, %.0f with 64", few, many)
+	// 62 more segments per chunk means 2 x 2 x 62 more messages per call.
+	if extra := many - few; extra > 31 { // under one allocation per 8 messages
+		t.Fatalf("%.0f more allocations per call for 248 more messages", extra)
 	}
 }

@@ -73,6 +73,7 @@ type Inbox struct {
 	lost    map[int]error         // peers whose connection is gone
 	lostCh  map[int]chan struct{} // closed when the peer is lost
 	oldest  Call                  // messages of calls before this one are dropped
+	chans   []chan Message        // empty waiter channels for reuse
 }
 
 // NewInbox returns the empty inbox of a rank.
@@ -132,7 +133,12 @@ func (b *Inbox) Recv(ctx context.Context, from int, tag Tag) (Message, error) {
 		b.mu.Unlock()
 		return Message{}, fmt.Errorf("rank %d: receive from %d (seq %d, id %d): %w", b.rank, from, tag.Seq, tag.ID, err)
 	}
-	ch := make(chan Message, 1)
+	var ch chan Message
+	if n := len(b.chans); n > 0 {
+		ch, b.chans = b.chans[n-1], b.chans[:n-1]
+	} else {
+		ch = make(chan Message, 1)
+	}
 	b.waiters[k] = ch
 	abort := b.abortChan(tag.Call())
 	lost := b.lostChan(from)
@@ -150,6 +156,9 @@ func (b *Inbox) Recv(ctx context.Context, from int, tag Tag) (Message, error) {
 	}
 	select {
 	case m := <-ch:
+		b.mu.Lock()
+		b.chans = append(b.chans, ch) // empty again: reuse it
+		b.mu.Unlock()
 		return m, nil
 	case <-abort:
 		b.mu.Lock()

@@ -8,12 +8,16 @@ import (
 // Payload buffers come from size-classed free lists (powers of two from
 // 4 KiB), so a steady stream of messages of similar sizes allocates nothing
 // once the lists are warm. Buffers larger than the biggest class are
-// allocated and dropped; each list keeps at most maxFree buffers.
+// allocated and dropped; each list keeps at most 64 MiB of buffers (at
+// least 4, at most 1024), enough for every segment of a call in flight.
 const (
 	minClassBits = 12 // 4 KiB
 	numClasses   = 19 // up to 1 GiB
-	maxFree      = 64
 )
+
+func maxFree(class int) int {
+	return max(4, min(1024, (64<<20)>>(class+minClassBits)))
+}
 
 type freeList struct {
 	mu   sync.Mutex
@@ -57,7 +61,7 @@ func putBuf(b []byte) {
 	}
 	l := &free[c]
 	l.mu.Lock()
-	if len(l.bufs) < maxFree {
+	if len(l.bufs) < maxFree(c) {
 		l.bufs = append(l.bufs, b[:0])
 	}
 	l.mu.Unlock()

@@ -102,6 +102,7 @@ type peer struct {
 	wmu  sync.Mutex // serializes writes on conn
 	hdr  [frameHeaderLen]byte
 	bufs [2][]byte
+	nb   net.Buffers // reused so a write allocates nothing
 }
 
 // Listen binds the data-plane address of node cfg.Node and starts
@@ -520,13 +521,13 @@ func (n *Node) write(k int, h *frameHeader, data []byte) error {
 	p.wmu.Lock()
 	h.put(p.hdr[:])
 	p.bufs[0], p.bufs[1] = p.hdr[:], data
-	bufs := net.Buffers(p.bufs[:])
+	p.nb = p.bufs[:]
 	if len(data) == 0 {
-		bufs = bufs[:1]
+		p.nb = p.nb[:1]
 	}
 	c.SetWriteDeadline(time.Now().Add(n.cfg.IOTimeout))
-	_, err := bufs.WriteTo(c)
-	p.bufs[1] = nil
+	_, err := p.nb.WriteTo(c)
+	p.bufs[1], p.nb = nil, nil
 	p.wmu.Unlock()
 	if err != nil {
 		err = fmt.Errorf("transport: node %d: send to node %d: %v: %w", n.cfg.Node, k, err, ErrPeerLost)
