@@ -101,10 +101,10 @@ type CompletionRequest struct {
 
 // CompletionLogprobs follows the OpenAI completions logprobs object.
 type CompletionLogprobs struct {
-	Tokens        []string             `json:"tokens"`
-	TokenLogprobs []*float32           `json:"token_logprobs"`
+	Tokens        []string      `json:"tokens"`
+	TokenLogprobs []*float32    `json:"token_logprobs"`
 	TopLogprobs   []TopLogprobs `json:"top_logprobs"`
-	TextOffset    []int                `json:"text_offset"`
+	TextOffset    []int         `json:"text_offset"`
 }
 
 // TopLogprob is one alternative of a top_logprobs object.
