@@ -49,6 +49,7 @@ func (s *Server) handleCompletions(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
+	noteRun(c, plan.specs, rs)
 	resp := &CompletionResponse{
 		ID:        fmt.Sprintf("cmpl-%d-%d", now().UnixNano(), completionSeq.Add(1)),
 		Object:    "text_completion",

@@ -40,6 +40,11 @@ type Backend struct {
 	// Classify maps engine errors caused by the request to 400/413; nil means
 	// every engine error is the engine's own (500).
 	Classify InputErrorClassifier
+	// TP, Topology and TPU describe the mesh the engine runs on; /v1/models
+	// and /version report them (zero values are left out).
+	TP       int
+	Topology string
+	TPU      string
 }
 
 // Options are the serving limits. Every field must be set: Validate reports
@@ -59,7 +64,10 @@ type Options struct {
 	// that do not start with it (lm-eval sends ids without BOS; models
 	// trained with BOS score better with it). A request's "add_bos" wins.
 	IDPromptsAddBOS bool
-	Logger          *slog.Logger
+	// AccessLog writes one info line per request to Logger (method, route,
+	// status, prompt tokens, codec used, wall and simulated TPU seconds).
+	AccessLog bool
+	Logger    *slog.Logger
 }
 
 // DefaultOptions returns the documented serving defaults.
@@ -74,6 +82,7 @@ func DefaultOptions() Options {
 		RequestTimeout:   30 * time.Second,
 		MaxBodyBytes:     1 << 20,
 		MaxPrompts:       64,
+		AccessLog:        true,
 		Logger:           slog.Default(),
 	}
 }

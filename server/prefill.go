@@ -130,6 +130,7 @@ func (s *Server) handlePrefill(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
+	noteRun(c, []seqSpec{spec}, rs)
 	resp, err := buildPrefillResponse(be, spec, rs[0])
 	if err != nil {
 		s.renderError(c, err)

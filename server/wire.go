@@ -250,6 +250,9 @@ type ModelCard struct {
 	VocabSize    int    `json:"vocab_size"`
 	Arch         string `json:"arch"`
 	DefaultCodec string `json:"allreduce"`
+	TP           int    `json:"tp,omitempty"`
+	Topology     string `json:"topology,omitempty"`
+	TPU          string `json:"tpu,omitempty"`
 }
 
 // HealthResponse is the answer of GET /health.

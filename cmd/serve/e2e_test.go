@@ -49,24 +49,7 @@ func TestMain(m *testing.M) {
 // its log.
 func servedBinary(t *testing.T, args ...string) (string, func() string) {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "equarx-serve-e2e")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binDir = dir
-		bin := filepath.Join(dir, "serve")
-		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		binPath = bin
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	bin := binPath
+	bin := buildBinary(t)
 	cmd := exec.Command(bin, append([]string{"--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -119,6 +102,29 @@ func servedBinary(t *testing.T, args ...string) (string, func() string) {
 		t.Fatalf("serve did not report its address:\n%s", stop())
 	}
 	return "", nil
+}
+
+// buildBinary builds cmd/serve once per test run and returns its path.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "equarx-serve-e2e")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binDir = dir
+		bin := filepath.Join(dir, "serve")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		binPath = bin
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
 }
 
 func waitHealthy(t *testing.T, base string) {
