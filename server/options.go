@@ -41,7 +41,8 @@ type Backend struct {
 	// every engine error is the engine's own (500).
 	Classify InputErrorClassifier
 	// TP, Topology and TPU describe the mesh the engine runs on; /v1/models
-	// and /version report them (zero values are left out).
+	// and /version report them (zero values are left out). A zero TP is
+	// taken from the engine when it has a TP() method (*tp.Engine does).
 	TP       int
 	Topology string
 	TPU      string

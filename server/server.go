@@ -101,6 +101,9 @@ func (s *Server) SetBackend(b Backend) error {
 	if tv := b.Tokenizer.VocabSize(); tv > cfg.Vocab {
 		return fmt.Errorf("server: tokenizer vocabulary %d is larger than the model's %d", tv, cfg.Vocab)
 	}
+	if t, ok := b.Engine.(interface{ TP() int }); ok && b.TP == 0 {
+		b.TP = t.TP() // *tp.Engine knows its degree
+	}
 	err := errors.New("server: backend already set")
 	s.setOnce.Do(func() {
 		s.backend.Store(&loaded{Backend: b, cfg: cfg, b: newBatcher(b.Engine, s.opts, s.m)})
