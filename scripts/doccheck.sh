@@ -7,7 +7,9 @@
 # A command is a line of a code block (indented or fenced) whose first word
 # is go, curl, bash, scripts/..., lm_eval, sudo or an environment assignment
 # (VAR=value); lines ending in a backslash continue it. Other block lines
-# (API listings, formulas, example answers) are not commands.
+# (API listings, formulas, example answers) are not commands. A line that
+# leaves a single quote open continues on the next line (joined with a
+# space, which is what the JSON bodies that do this need).
 #
 #   - `go run ./cmd/serve ...` lines are servers: each is started, must
 #     answer GET /health with 200 within 180 s, and is then stopped.
@@ -77,6 +79,8 @@ extract() {
 			return
 		}
 		if (cmd ~ /\\$/) { sub(/[ \t]*\\$/, "", cmd); return }
+		q = cmd
+		if (gsub(/\047/, "", q) % 2 == 1) return # an open single quote: joined with a space
 		emit()
 	}
 	/^```/ { fence = !fence; emit(); next }
