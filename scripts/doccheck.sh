@@ -138,7 +138,7 @@ port_free() {
 # start_server CMD LOG: starts CMD in its own process group; prints its pid.
 start_server() {
 	local c=${1%&}
-	setsid bash -c "exec $c" >"$2" 2>&1 &
+	setsid bash -c "$c" >"$2" 2>&1 &
 	echo $!
 }
 
