@@ -12,7 +12,8 @@
 # space, which is what the JSON bodies that do this need).
 #
 #   - `go run ./cmd/serve ...` lines are servers: each is started, must
-#     answer GET /health with 200 within 180 s, and is then stopped.
+#     answer GET /health with 200 within the timeout (go run compiles
+#     first: a cold cgo build for OpenBLAS takes minutes), and is stopped.
 #   - Lines that talk to http://127.0.0.1:8080 (curl, cmd/eval --server,
 #     cmd/loadgen --url) run against the README's `go run ./cmd/serve`,
 #     started for them; a curl answer holding an "error" object fails.
@@ -143,7 +144,7 @@ start_server() {
 }
 
 wait_healthy() { # ADDR PID LOG
-	local deadline=$((SECONDS + 180))
+	local deadline=$((SECONDS + per_cmd_timeout))
 	while [ $SECONDS -lt $deadline ]; do
 		if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$1/health" 2>/dev/null)" = 200 ]; then
 			return 0
@@ -154,7 +155,7 @@ wait_healthy() { # ADDR PID LOG
 		fi
 		sleep 0.5
 	done
-	echo "doccheck: the server was not healthy within 180 s:"; tail -n 20 "$3"
+	echo "doccheck: the server was not healthy within $per_cmd_timeout s:"; tail -n 20 "$3"
 	return 1
 }
 
