@@ -1,6 +1,6 @@
 module github.com/equarx/equarx
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/dlclark/regexp2 v1.4.0

@@ -17,8 +17,8 @@ type EngineBackend struct {
 	Engine Prefiller
 	Model  string
 	Window int // the model's max_seq_len
-	// Token renders an id as the completions wire format does (the
-	// tokenizer's Token), so top-K lists match the HTTP scorer's.
+	// Token names an id as the server's completions route does
+	// (tokenizer.Name), so top-K lists match the HTTP scorer's.
 	Token func(id int) string
 }
 

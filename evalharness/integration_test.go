@@ -83,7 +83,7 @@ func TestRealScorersAgree(t *testing.T) {
 	opt := RunOptions{Codecs: codecs, Pairs: DefaultPairs(codecs), TokenBudget: opts.BatchTokenBudget, MaxSeqs: opts.MaxBatchSize, TopK: 20}
 	window := eng.Config().MaxSeqLen
 	ctx := context.Background()
-	a, err := EvaluateMC(ctx, &EngineBackend{Engine: eng, Model: "stories260K", Window: window, Token: tok.Token}, tok, docs, opt)
+	a, err := EvaluateMC(ctx, &EngineBackend{Engine: eng, Model: "stories260K", Window: window, Token: func(id int) string { return tokenizer.Name(tok, id) }}, tok, docs, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestRealF32TP1MatchesTP4(t *testing.T) {
 	var evs []*MCEval
 	for _, d := range []int{1, 4} {
 		eng := newRealEngine(t, d)
-		ev, err := EvaluateMC(context.Background(), &EngineBackend{Engine: eng, Model: "stories260K", Window: eng.Config().MaxSeqLen, Token: tok.Token}, tok, docs, opt)
+		ev, err := EvaluateMC(context.Background(), &EngineBackend{Engine: eng, Model: "stories260K", Window: eng.Config().MaxSeqLen, Token: func(id int) string { return tokenizer.Name(tok, id) }}, tok, docs, opt)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,14 +4,13 @@
 # tp 4 and 8, block sizes 32, 64 and 256, codecs f32, bf16, int8 and int4,
 # plus perplexity on TinyStories validation stories.
 #
-# Usage, from the repository root with the shared data beside it:
-#   scripts/results.sh [SHARED_DIR]          # default ../shared
+# Usage, from the repository root (the data are committed in data/):
+#   scripts/results.sh
 # Environment: HS_LIMIT (HellaSwag items, default 0 = all 1000),
 # PPL_LIMIT (stories for perplexity, default 100), JOBS (runs in parallel,
 # default 2), RESULTS_JSON_DIR (JSON reports, default /tmp/equarx-results).
 set -euo pipefail
 
-shared=${1:-../shared}
 hs_limit=${HS_LIMIT:-0}
 ppl_limit=${PPL_LIMIT:-100}
 jobs=${JOBS:-2}
@@ -20,8 +19,8 @@ out=docs/RESULTS.md
 mkdir -p "$jdir" docs
 go build -o "$jdir/eval" ./cmd/eval
 
-hellaswag="$shared/data/hellaswag/hellaswag_val_1000.jsonl"
-corpus="$shared/data/tinystories/tinystories_val_0000-0799.txt"
+hellaswag="data/hellaswag/hellaswag_val_1000.jsonl"
+corpus="data/tinystories/tinystories_val_0000-0799.txt"
 common=(--allreduce f32,bf16,int8,int4 --block-size 32,64,256 --quiet)
 
 # run NAME TITLE ARGS...: one report section into $jdir/NAME.md
@@ -32,7 +31,7 @@ run() {
 		echo "### $title"
 		echo
 		echo '```'
-		echo "go run ./cmd/eval $* ${common[*]} --json /tmp/equarx-results/$name.json" | sed "s|$shared|../shared|g"
+		echo "go run ./cmd/eval $* ${common[*]} --json /tmp/equarx-results/$name.json"
 		echo '```'
 		echo
 		/usr/bin/time -f "CPU time of this command: %U s user + %S s system, %e s wall (machine load varies)." \
@@ -72,7 +71,7 @@ Model: stories260K (260K-parameter Llama trained on TinyStories, embedded), shar
 tensor-parallel over emulated TPU devices (profile v5e, ring topology). Every row-parallel output
 (two per decoder layer) is summed by the AllReduce codec under test; `--fallback-elems -1` (the
 eval default) makes every reduction use that codec, however small the buffer. f32 is exact
-float32 summation; bf16, int8 and int4 are the codecs of DESIGN.md; `int8_b32` means int8 with
+float32 summation; bf16, int8 and int4 are the codecs of [CODECS.md](CODECS.md); `int8_b32` means int8 with
 32-value blocks.
 
 How to read the tables (definitions in `evalharness`, lm-evaluation-harness conventions):
@@ -87,7 +86,7 @@ How to read the tables (definitions in `evalharness`, lm-evaluation-harness conv
   ending token of every item, or every token for perplexity); top-k KL is the same after
   coarse-graining to the 20 best tokens shared by both lists plus a rest bin (the figure an HTTP
   scorer can compute); |Δ logprob| is the change in log-probability of the actual token.
-- The HellaSwag tables cover all 1000 shared validation items (`HS_LIMIT=200 scripts/results.sh`
+- The HellaSwag tables cover all 1000 validation items committed in `data/hellaswag/` (`HS_LIMIT=200 scripts/results.sh`
   scores the first 200 only, for a quicker run).
 - HellaSwag items get lm-evaluation-harness's hellaswag preprocessing (task version 1.0). A
   260K-parameter TinyStories model is expected to sit at chance (25%) there: those rows test the
@@ -114,18 +113,19 @@ its int8 and int4 figures equal the int8_b256 and int4_b256 rows below.
   TinyStories items at tp 4 (1 each way at tp 8 with b32), against either bf16 or f32; with
   256-value blocks 3 items (all wrong to right) at tp 4 and 1 each way at tp 8. On the 1000
   HellaSwag items, where the model is at chance and near-ties are common, int8 agrees with f32 and
-  bf16 on 99.3-99.8% of items (at most 4 flips), and bf16 vs f32 itself flips 1 item. Mean KL to f32 is 2-3e-4 nats per scored token at tp 4 and about twice that
-  at tp 8 (more hops, each re-quantizing); perplexity rises by 0.00016 (b32) to 0.0007 (b256)
+  bf16 on 99.3-99.8% of items (at most 4 flips), and bf16 vs f32 itself flips 1 item. Mean KL
+  to f32 on TinyStories at tp 4 is 2.3e-4 (b32), 3.1e-4 (b64) and 6.9e-4 (b256) nats per scored
+  token, and about 1.8x that at tp 8 (4.1e-4, 5.6e-4, 1.3e-3: more hops, each re-quantizing); perplexity rises by 0.00016 (b32) to 0.0007 (b256)
   nats/token, 0.01-0.06% of the f32 value 1.2763.
 - Block size matters: b256 has about 3x the KL of b32 and the largest int8 perplexity change, as
   a larger block shares one scale among more values.
 - bf16 is another order of magnitude closer to f32 (mean KL 1-4e-5, no flips).
 - int4 hurts: at tp 4, TinyStories acc drops 1.3 (b32) to 8.7 points (b256) against bf16, at tp 8
   2.0 to 12.3 points; perplexity rises by 0.068 (b32) to 0.20 nats/token (b256), i.e. 5-16%;
-  single positions move by up to 5-12 nats.
+  single positions move by up to 4.7-12 nats on TinyStories and up to 16 on HellaSwag.
 - f32 gives identical accuracies at tp 4 and tp 8 (log-likelihoods differ by about 1e-5 nats:
   summation order), and f32 perplexity (1.276 ± 0.017 nats/token on 100 stories) is consistent
-  with the model's documented validation loss (1.2968; about 1.28-1.30 on TinyStories validation).
+  with the validation loss llama2.c publishes for this model (1.297).
 - HellaSwag is at chance for every codec (acc 26.8-28.6%, acc_norm 24.5-25.5% over 1000 items),
   as expected for this model; int4's flips there balance out (acc Δ within ±1.7 points). The
   codec-induced KL on HellaSwag text is about 1.7x TinyStories' (out-of-distribution text; not

@@ -29,6 +29,7 @@ type job struct {
 
 // batchInfo describes the engine call a sequence rode in.
 type batchInfo struct {
+	ID                  uint64 // engine call number, from 1
 	Sequences           int
 	Tokens              int
 	WallSeconds         float64
@@ -57,7 +58,8 @@ type batcher struct {
 	finished chan struct{}
 	stopOnce sync.Once
 	closed   atomic.Bool
-	pending  atomic.Int64 // jobs queued or carried over, not yet handed to the engine
+	calls    atomic.Uint64 // engine calls made, numbering batchInfo.ID
+	pending  atomic.Int64  // jobs queued or carried over, not yet handed to the engine
 }
 
 func newBatcher(eng Engine, opts Options, m *metrics) *batcher {
@@ -262,6 +264,7 @@ func (b *batcher) run(batch []*job) {
 		return
 	}
 	info := batchInfo{
+		ID:                  b.calls.Add(1),
 		Sequences:           len(batch),
 		Tokens:              tokens,
 		WallSeconds:         res.WallSeconds,

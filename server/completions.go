@@ -23,6 +23,9 @@ type completionPlan struct {
 	// before client token ids): they condition the answer but are not
 	// echoed, so the answer stays aligned with the ids the client sent.
 	skip []int
+	// added[i] is how many BOS tokens the server prepended to prompt i on
+	// its own (add_bos for text, --id-prompts-add-bos for ids).
+	added []int
 }
 
 func (s *Server) handleCompletions(c *gin.Context) {
@@ -46,6 +49,7 @@ func (s *Server) handleCompletions(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
+	noteRun(c, plan.specs, rs)
 	resp := &CompletionResponse{
 		ID:        fmt.Sprintf("cmpl-%d-%d", now().UnixNano(), completionSeq.Add(1)),
 		Object:    "text_completion",
@@ -62,6 +66,7 @@ func (s *Server) handleCompletions(c *gin.Context) {
 		}
 		resp.Choices[i] = ch
 		resp.Usage.PromptTokens += len(plan.specs[i].ids)
+		resp.Usage.PromptTokensAdded += plan.added[i]
 		resp.Usage.CompletionTokens += plan.maxTokens
 	}
 	resp.Usage.TotalTokens = resp.Usage.PromptTokens + resp.Usage.CompletionTokens
@@ -118,17 +123,20 @@ func (s *Server) validateCompletion(be *loaded, req *CompletionRequest) (*comple
 			what = fmt.Sprintf("prompt[%d]", i)
 		}
 		var ids []int
-		skip := 0
+		skip, added := 0, 0
 		if texts {
 			if ids, err = be.encode(what, prompts.texts[i], addBOS); err != nil {
 				return nil, err
+			}
+			if addBOS {
+				added = 1
 			}
 		} else {
 			ids = prompts.ids[i]
 			bos := be.Tokenizer.BOS()
 			if addBOS && len(ids) > 0 && (explicit || ids[0] != bos) {
 				ids = append([]int{bos}, ids...)
-				skip = 1
+				skip, added = 1, 1
 			}
 		}
 		if err := be.checkIDs(what, ids); err != nil {
@@ -136,6 +144,7 @@ func (s *Server) validateCompletion(be *loaded, req *CompletionRequest) (*comple
 		}
 		plan.specs = append(plan.specs, seqSpec{ids: ids, key: key, topK: k})
 		plan.skip = append(plan.skip, skip)
+		plan.added = append(plan.added, added)
 	}
 	return plan, nil
 }
@@ -168,20 +177,12 @@ func buildChoice(be *loaded, plan *completionPlan, i int, r jobResult) (Completi
 		return ch, nil
 	}
 	k := sp.topK
-	topMap := func(cands []tp.TokenLogprob) map[string]float32 {
-		m := make(map[string]float32, k)
-		for _, t := range cands[:k] {
-			name := tokenName(be.Tokenizer, t.ID)
-			if old, ok := m[name]; !ok || t.Logprob > old {
-				m[name] = t.Logprob
-			}
-		}
-		return m
-	}
-	lp := &CompletionLogprobs{Tokens: []string{}, TokenLogprobs: []*float32{}, TopLogprobs: []map[string]float32{}, TextOffset: []int{}}
-	// add appends position j of the sequence the engine saw.
-	add := func(j int, logprob *float32, top map[string]float32) {
-		lp.Tokens = append(lp.Tokens, pieces[j-skip])
+	lp := &CompletionLogprobs{Tokens: []string{}, TokenLogprobs: []*float32{}, TopLogprobs: []TopLogprobs{}, TextOffset: []int{}}
+	// add appends position j of the sequence the engine saw. Tokens are
+	// named by tokenName, like the keys of top_logprobs; text_offset is
+	// where the token's text starts in the echoed text.
+	add := func(j int, logprob *float32, top TopLogprobs) {
+		lp.Tokens = append(lp.Tokens, tokenName(be.Tokenizer, ids[j]))
 		lp.TokenLogprobs = append(lp.TokenLogprobs, logprob)
 		lp.TopLogprobs = append(lp.TopLogprobs, top)
 		lp.TextOffset = append(lp.TextOffset, offsets[j-skip])
@@ -191,24 +192,32 @@ func buildChoice(be *loaded, plan *completionPlan, i int, r jobResult) (Completi
 			add(0, nil, nil)
 		}
 		for j := max(1, skip); j < n; j++ {
-			var top map[string]float32
-			if k > 0 {
-				top = topMap(r.seq.TopK[j])
-			} else {
-				top = map[string]float32{}
-			}
-			add(j, fptr(r.seq.TokenLogprobs[j]), top)
+			add(j, fptr(r.seq.TokenLogprobs[j]), topList(be.Tokenizer, r.seq.TopK[j], k))
 		}
 	}
 	if plan.maxTokens == 1 {
-		top := map[string]float32{}
-		if k > 0 {
-			top = topMap(r.seq.Next)
-		}
-		add(n, fptr(r.seq.Next[0].Logprob), top)
+		add(n, fptr(r.seq.Next[0].Logprob), topList(be.Tokenizer, r.seq.Next, k))
 	}
 	ch.Logprobs = lp
 	return ch, nil
+}
+
+// topList is a top_logprobs object of the k best candidates, best first
+// (the engine's order). Two ids with the same name keep one key, the
+// better one, so the object has no repeated key.
+func topList(t Tokenizer, cands []tp.TokenLogprob, k int) TopLogprobs {
+	out := make(TopLogprobs, 0, k)
+next:
+	for _, c := range cands[:k] {
+		name := tokenName(t, c.ID)
+		for _, e := range out {
+			if e.Token == name {
+				continue next
+			}
+		}
+		out = append(out, TopLogprob{Token: name, Logprob: c.Logprob})
+	}
+	return out
 }
 
 // tokenPieces returns the text each token contributes to the decoded

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func lmEvalScore(t *testing.T, ch CompletionChoice, ctxlen int) (float64, bool) 
 		sum += v
 		best := float32(-1e30)
 		for _, x := range lp.TopLogprobs[i] {
-			best = max(best, x)
+			best = max(best, x.Logprob)
 		}
 		if *lp.TokenLogprobs[i] != best {
 			greedy = false
@@ -94,11 +95,11 @@ func TestCompletionsPromptShapes(t *testing.T) {
 		wantToks  [][]string // logprobs.tokens per choice; nil = no logprobs object
 	}{
 		{"string, max_tokens 0, echo", `{"prompt":"ab","max_tokens":0,"echo":true,"logprobs":0}`,
-			[]string{"ab"}, [][]string{{"", "a", "b"}}},
+			[]string{"ab"}, [][]string{{"<s>", "a", "b"}}},
 		{"string, generate, no echo", `{"prompt":"ab","max_tokens":1}`,
 			[]string{"c"}, nil},
 		{"strings", `{"prompt":["ab","x"],"max_tokens":1,"echo":true,"logprobs":2}`,
-			[]string{"abc", "xy"}, [][]string{{"", "a", "b", "c"}, {"", "x", "y"}}},
+			[]string{"abc", "xy"}, [][]string{{"<s>", "a", "b", "c"}, {"<s>", "x", "y"}}},
 		{"ids without bos", `{"prompt":[100,101],"max_tokens":1,"logprobs":1}`,
 			[]string{"c"}, [][]string{{"c"}}},
 		{"ids with add_bos: the added BOS is not echoed", `{"prompt":[[100]],"max_tokens":0,"echo":true,"logprobs":1,"add_bos":true}`,
@@ -119,10 +120,15 @@ func TestCompletionsPromptShapes(t *testing.T) {
 				texts = append(texts, ch.Text)
 				if ch.Logprobs != nil {
 					toks = append(toks, ch.Logprobs.Tokens)
-					// text_offset indexes the echoed text piece by piece.
+				}
+				if ch.Logprobs != nil && strings.Contains(tc.body, `"echo":true`) {
+					// text_offset is where each token's text starts in the
+					// echoed text; BOS contributes no text.
 					for j, off := range ch.Logprobs.TextOffset {
-						if j > 0 && off != ch.Logprobs.TextOffset[j-1]+len(ch.Logprobs.Tokens[j-1]) {
-							t.Errorf("text_offset %v does not follow tokens %q", ch.Logprobs.TextOffset, ch.Logprobs.Tokens)
+						name := ch.Logprobs.Tokens[j]
+						if off > len(ch.Text) || (j > 0 && off < ch.Logprobs.TextOffset[j-1]) ||
+							(name != "<s>" && !strings.HasPrefix(ch.Text[off:], name)) {
+							t.Errorf("text_offset %v does not follow tokens %q in %q", ch.Logprobs.TextOffset, ch.Logprobs.Tokens, ch.Text)
 						}
 					}
 				}
@@ -156,6 +162,17 @@ func TestCompletionsTopLogprobsMaps(t *testing.T) {
 	}
 	got := generic.Choices[0].Logprobs.TopLogprobs
 	tok := byteTok{}.Token
+	// Written best first, not in Go's sorted map-key order: after 257 the
+	// best are 258 ("bytes:\xff"), 259 and 260 ("<extra_N>"), which sort
+	// the other way round.
+	code, raw2 := do(t, h, "POST", "/v1/completions", `{"prompt":[[257,258]],"echo":true,"logprobs":3,"max_tokens":0}`)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, raw2)
+	}
+	if want := fmt.Sprintf(`{%q:%v,%q:%v,%q:%v}`, `bytes:\xff`, fakeLogprob(257, 258), "<extra_259>", fakeLogprob(257, 259),
+		"<extra_260>", fakeLogprob(257, 260)); !strings.Contains(string(raw2), want) {
+		t.Errorf("top_logprobs are not best first: want %s in %s", want, raw2)
+	}
 	want := []map[string]float32{
 		nil,
 		{tok(101): fakeLogprob(100, 101), tok(102): fakeLogprob(100, 102), tok(103): fakeLogprob(100, 103)},

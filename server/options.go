@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/equarx/equarx/collective"
 	"github.com/equarx/equarx/model"
+	"github.com/equarx/equarx/tokenizer"
 	"github.com/equarx/equarx/tp"
 )
 
@@ -41,6 +40,12 @@ type Backend struct {
 	// Classify maps engine errors caused by the request to 400/413; nil means
 	// every engine error is the engine's own (500).
 	Classify InputErrorClassifier
+	// TP, Topology and TPU describe the mesh the engine runs on; /v1/models
+	// and /version report them (zero values are left out). A zero TP is
+	// taken from the engine when it has a TP() method (*tp.Engine does).
+	TP       int
+	Topology string
+	TPU      string
 }
 
 // Options are the serving limits. Every field must be set: Validate reports
@@ -60,7 +65,10 @@ type Options struct {
 	// that do not start with it (lm-eval sends ids without BOS; models
 	// trained with BOS score better with it). A request's "add_bos" wins.
 	IDPromptsAddBOS bool
-	Logger          *slog.Logger
+	// AccessLog writes one info line per request to Logger (method, route,
+	// status, prompt tokens, codec used, wall and simulated TPU seconds).
+	AccessLog bool
+	Logger    *slog.Logger
 }
 
 // DefaultOptions returns the documented serving defaults.
@@ -75,6 +83,7 @@ func DefaultOptions() Options {
 		RequestTimeout:   30 * time.Second,
 		MaxBodyBytes:     1 << 20,
 		MaxPrompts:       64,
+		AccessLog:        true,
 		Logger:           slog.Default(),
 	}
 }
@@ -132,32 +141,5 @@ func parseCodec(s string) (collective.CodecKind, error) {
 	return "", fmt.Errorf("unknown allreduce codec %q (want one of int8, int4, bf16, f32)", s)
 }
 
-// piecer is implemented by tokenizers that can show a token's raw vocabulary
-// piece (special tokens decode to no text but have a piece).
-type piecer interface{ Piece(id int) string }
-
-// tokenName is how a token is named in top-k lists and tokenizer answers:
-// its decoded text, or, for tokens that decode to nothing (BOS, EOS), their
-// vocabulary piece, or "<id N>".
-func tokenName(t Tokenizer, id int) string {
-	if s := t.Token(id); s != "" {
-		if !utf8.ValidString(s) {
-			// A byte-fallback piece of a multi-byte character: JSON would
-			// turn every such key into the same U+FFFD, so name the bytes
-			// the way OpenAI's API does.
-			var b strings.Builder
-			b.WriteString("bytes:")
-			for i := 0; i < len(s); i++ {
-				fmt.Fprintf(&b, "\\x%02x", s[i])
-			}
-			return b.String()
-		}
-		return s
-	}
-	if p, ok := t.(piecer); ok {
-		if s := strings.TrimSpace(p.Piece(id)); s != "" {
-			return s
-		}
-	}
-	return fmt.Sprintf("<id %d>", id)
-}
+// tokenName is how every route names one token: tokenizer.Name's rule.
+func tokenName(t Tokenizer, id int) string { return tokenizer.Name(t, id) }

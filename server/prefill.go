@@ -120,7 +120,7 @@ func (s *Server) handlePrefill(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
-	spec, err := s.validatePrefill(be, &req)
+	spec, added, err := s.validatePrefill(be, &req)
 	if err != nil {
 		s.renderError(c, err)
 		return
@@ -130,45 +130,53 @@ func (s *Server) handlePrefill(c *gin.Context) {
 		s.renderError(c, err)
 		return
 	}
+	noteRun(c, []seqSpec{spec}, rs)
 	resp, err := buildPrefillResponse(be, spec, rs[0])
 	if err != nil {
 		s.renderError(c, err)
 		return
 	}
+	resp.Usage.PromptTokensAdded = added
 	c.PureJSON(http.StatusOK, resp)
 }
 
-func (s *Server) validatePrefill(be *loaded, req *PrefillRequest) (seqSpec, error) {
+// validatePrefill also returns how many BOS tokens the server prepended.
+func (s *Server) validatePrefill(be *loaded, req *PrefillRequest) (seqSpec, int, error) {
 	var sp seqSpec
 	key, err := s.engineOptions(req.AllReduce, req.BlockSize)
 	if err != nil {
-		return sp, err
+		return sp, 0, err
 	}
 	k, err := checkLogprobs(req.Logprobs)
 	if err != nil {
-		return sp, err
+		return sp, 0, err
 	}
 	var ids []int
+	added := 0
 	switch {
 	case req.Prompt != nil && req.Tokens != nil:
-		return sp, badRequest("give either prompt or tokens, not both")
+		return sp, 0, badRequest("give either prompt or tokens, not both")
 	case req.Prompt != nil:
 		addBOS := req.AddBOS == nil || *req.AddBOS
 		if ids, err = be.encode("prompt", *req.Prompt, addBOS); err != nil {
-			return sp, err
+			return sp, 0, err
+		}
+		if addBOS {
+			added = 1
 		}
 	case req.Tokens != nil:
 		ids = req.Tokens
 		if req.AddBOS != nil && *req.AddBOS {
 			ids = append([]int{be.Tokenizer.BOS()}, ids...)
+			added = 1
 		}
 	default:
-		return sp, badRequest("prompt or tokens is required")
+		return sp, 0, badRequest("prompt or tokens is required")
 	}
 	if err := be.checkIDs("prompt", ids); err != nil {
-		return sp, err
+		return sp, 0, err
 	}
-	return seqSpec{ids: ids, key: key, topK: k}, nil
+	return seqSpec{ids: ids, key: key, topK: k}, added, nil
 }
 
 func fptr(v float32) *float32 { return &v }

@@ -55,7 +55,11 @@ func New(opts Options) (*Server, error) {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(s.m.middleware, gin.CustomRecoveryWithWriter(io.Discard, s.recovered), s.limitBody)
+	mw := []gin.HandlerFunc{s.m.middleware}
+	if opts.AccessLog {
+		mw = append(mw, s.accessLog)
+	}
+	r.Use(append(mw, gin.CustomRecoveryWithWriter(io.Discard, s.recovered), s.limitBody)...)
 	r.NoRoute(func(c *gin.Context) {
 		s.renderError(c, &apiError{status: http.StatusNotFound, typ: TypeNotFound,
 			msg: fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path)})
@@ -71,6 +75,7 @@ func New(opts Options) (*Server, error) {
 	r.POST("/tokenize", s.handleTokenize)
 	r.POST("/detokenize", s.handleDetokenize)
 	r.GET("/health", s.handleHealth)
+	r.GET("/version", s.handleVersion)
 	metricsHandler := promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{Registry: s.m.reg})
 	r.GET("/metrics", gin.WrapH(metricsHandler))
 	s.router = r
@@ -95,6 +100,9 @@ func (s *Server) SetBackend(b Backend) error {
 	}
 	if tv := b.Tokenizer.VocabSize(); tv > cfg.Vocab {
 		return fmt.Errorf("server: tokenizer vocabulary %d is larger than the model's %d", tv, cfg.Vocab)
+	}
+	if t, ok := b.Engine.(interface{ TP() int }); ok && b.TP == 0 {
+		b.TP = t.TP() // *tp.Engine knows its degree
 	}
 	err := errors.New("server: backend already set")
 	s.setOnce.Do(func() {
@@ -170,7 +178,16 @@ func (s *Server) handleModels(c *gin.Context) {
 	c.PureJSON(http.StatusOK, ModelList{Object: "list", Data: []ModelCard{{
 		ID: be.Name, Object: "model", OwnedBy: "equarx", MaxModelLen: be.cfg.MaxSeqLen,
 		VocabSize: be.cfg.Vocab, Arch: be.cfg.Arch, DefaultCodec: string(s.opts.DefaultCodec),
+		TP: be.TP, Topology: be.Topology, TPU: be.TPU,
 	}}})
+}
+
+func (s *Server) handleVersion(c *gin.Context) {
+	v := Version()
+	if be := s.backend.Load(); be != nil {
+		v.Model, v.TP, v.Topology, v.TPU = be.Name, be.TP, be.Topology, be.TPU
+	}
+	c.PureJSON(http.StatusOK, v)
 }
 
 func (s *Server) handleTokenizerInfo(c *gin.Context) {

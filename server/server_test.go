@@ -210,7 +210,7 @@ func TestPrefill(t *testing.T) {
 				TokenLogprobs: []*float32{nil, lp(hi[0], hi[1]), lp(hi[1], hi[2])},
 				TopLogprobs:   [][]TokenInfo{nil, {info(hi[0], 0), info(hi[0], 1)}, {info(hi[1], 0), info(hi[1], 1)}},
 				NextToken:     info(hi[2], 0),
-				Usage:         Usage{PromptTokens: 3, TotalTokens: 3},
+				Usage:         Usage{PromptTokens: 3, TotalTokens: 3, PromptTokensAdded: 1},
 			},
 		},
 		{
@@ -230,7 +230,7 @@ func TestPrefill(t *testing.T) {
 				AllReduce: "bf16", Tokens: []int{1, 5},
 				TokenLogprobs: []*float32{nil, lp(1, 5)},
 				NextToken:     info(5, 0),
-				Usage:         Usage{PromptTokens: 2, TotalTokens: 2},
+				Usage:         Usage{PromptTokens: 2, TotalTokens: 2, PromptTokensAdded: 1},
 			},
 		},
 		{

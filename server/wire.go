@@ -32,11 +32,16 @@ type TokenInfo struct {
 	Logprob float32 `json:"logprob"`
 }
 
-// Usage counts tokens.
+// Usage counts tokens. PromptTokens is every token the model read: the
+// tokens the client sent (its ids, or its text tokenized without special
+// tokens) plus PromptTokensAdded, the BOS tokens the server prepended on
+// its own (add_bos, the default for text prompts, or --id-prompts-add-bos
+// for id prompts of /v1/completions).
 type Usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens      int `json:"prompt_tokens"`
+	CompletionTokens  int `json:"completion_tokens"`
+	TotalTokens       int `json:"total_tokens"`
+	PromptTokensAdded int `json:"prompt_tokens_added"`
 }
 
 // Timing describes the engine call the request rode in. With batching, one
@@ -96,10 +101,79 @@ type CompletionRequest struct {
 
 // CompletionLogprobs follows the OpenAI completions logprobs object.
 type CompletionLogprobs struct {
-	Tokens        []string             `json:"tokens"`
-	TokenLogprobs []*float32           `json:"token_logprobs"`
-	TopLogprobs   []map[string]float32 `json:"top_logprobs"`
-	TextOffset    []int                `json:"text_offset"`
+	Tokens        []string      `json:"tokens"`
+	TokenLogprobs []*float32    `json:"token_logprobs"`
+	TopLogprobs   []TopLogprobs `json:"top_logprobs"`
+	TextOffset    []int         `json:"text_offset"`
+}
+
+// TopLogprob is one alternative of a top_logprobs object.
+type TopLogprob struct {
+	Token   string
+	Logprob float32
+}
+
+// TopLogprobs is one position's top_logprobs object, best first. It is
+// written as a JSON object whose keys keep that order (as OpenAI's and
+// vLLM's servers write it), not in Go's sorted map-key order; nil is null.
+type TopLogprobs []TopLogprob
+
+// MarshalJSON writes the object in slice order.
+func (t TopLogprobs) MarshalJSON() ([]byte, error) {
+	if t == nil {
+		return []byte("null"), nil
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	b.WriteByte('{')
+	for i, e := range t {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if err := enc.Encode(e.Token); err != nil {
+			return nil, err
+		}
+		b.Truncate(b.Len() - 1) // Encode's newline
+		b.WriteByte(':')
+		if err := enc.Encode(e.Logprob); err != nil {
+			return nil, err
+		}
+		b.Truncate(b.Len() - 1)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads an object keeping its key order (and any repeated
+// key).
+func (t *TopLogprobs) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		*t = nil
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("top_logprobs entry is %v, want an object", tok)
+	}
+	out := TopLogprobs{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var v float32
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("top_logprobs[%v]: %w", kt, err)
+		}
+		out = append(out, TopLogprob{Token: kt.(string), Logprob: v})
+	}
+	*t = out
+	return nil
 }
 
 // CompletionChoice is one prompt's answer.
@@ -176,6 +250,9 @@ type ModelCard struct {
 	VocabSize    int    `json:"vocab_size"`
 	Arch         string `json:"arch"`
 	DefaultCodec string `json:"allreduce"`
+	TP           int    `json:"tp,omitempty"`
+	Topology     string `json:"topology,omitempty"`
+	TPU          string `json:"tpu,omitempty"`
 }
 
 // HealthResponse is the answer of GET /health.

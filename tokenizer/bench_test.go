@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"path/filepath"
 	"testing"
 )
 
@@ -57,7 +56,7 @@ func BenchmarkDecode(b *testing.B) {
 
 // BenchmarkLoadGemma3 measures loading the 33 MB Gemma 3 tokenizer.json.
 func BenchmarkLoadGemma3(b *testing.B) {
-	path := filepath.Join(sharedDir(b), "tokenizers", "gemma3", "tokenizer.json")
+	path := gemma3Path(b)
 	for b.Loop() {
 		if _, err := LoadHF(path); err != nil {
 			b.Fatal(err)

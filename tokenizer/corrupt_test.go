@@ -231,7 +231,7 @@ func TestLoadHFRejects(t *testing.T) {
 }
 
 func TestOpen(t *testing.T) {
-	path := filepath.Join(sharedDir(t), "models", "stories260K", "tok512.bin")
+	path := filepath.Join(repoRoot(t), "assets", "tok512.bin")
 	tok, err := Open(path)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)

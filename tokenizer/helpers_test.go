@@ -10,50 +10,49 @@ import (
 	"testing"
 )
 
-// sharedPath returns ../shared relative to the repository root (the
-// directory holding go.mod).
-func sharedPath() (string, error) {
+// repoRoot returns the repository root (the directory holding go.mod).
+func repoRoot(t testing.TB) string {
+	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
-		return "", err
+		t.Fatal(err)
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared"), nil
+			return dir
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", os.ErrNotExist
+			t.Fatal("no go.mod above the test's directory")
 		}
 		dir = parent
 	}
 }
 
-func haveShared() bool {
-	p, err := sharedPath()
-	if err != nil {
-		return false
-	}
-	_, err = os.Stat(p)
-	return err == nil
+// dataPath is a file of the committed data/ directory (data/README.md).
+func dataPath(t testing.TB, rel ...string) string {
+	t.Helper()
+	return filepath.Join(append([]string{repoRoot(t), "data"}, rel...)...)
 }
 
-// sharedDir returns the shared data directory, skipping the test when it
-// is absent.
-func sharedDir(t testing.TB) string {
+// gemma3Path is the Gemma 3 tokenizer.json, which is not committed (33 MB,
+// Gemma Terms of Use): $EQUARX_GEMMA3_TOKENIZER, else a copy in
+// ../shared/tokenizers/gemma3 beside the repository (CI keeps one there).
+// Tests that need it skip when neither exists.
+func gemma3Path(t testing.TB) string {
 	t.Helper()
-	shared, err := sharedPath()
-	if err != nil {
-		t.Fatalf("locate the repository root: %v", err)
+	p := os.Getenv("EQUARX_GEMMA3_TOKENIZER")
+	if p == "" {
+		p = filepath.Join(repoRoot(t), "..", "shared", "tokenizers", "gemma3", "tokenizer.json")
 	}
-	if _, err := os.Stat(shared); err != nil {
-		t.Skipf("shared data directory %s is absent (%v): skipping", shared, err)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("Gemma 3 tokenizer not available (%v): it is not committed (Gemma Terms of Use); set EQUARX_GEMMA3_TOKENIZER to its tokenizer.json to run this test", err)
 	}
-	return shared
+	return p
 }
 
 func gpt2Paths(t testing.TB) (encoder, vocab string) {
-	d := filepath.Join(sharedDir(t), "tokenizers", "gpt2")
+	d := dataPath(t, "tokenizers", "gpt2")
 	return filepath.Join(d, "encoder.json"), filepath.Join(d, "vocab.bpe")
 }
 
@@ -82,7 +81,7 @@ var (
 // loadGemma3 loads the 33 MB Gemma 3 tokenizer.json once per test binary.
 func loadGemma3(t testing.TB) Tokenizer {
 	t.Helper()
-	path := filepath.Join(sharedDir(t), "tokenizers", "gemma3", "tokenizer.json")
+	path := gemma3Path(t)
 	gemmaOnce.Do(func() { gemmaTok, gemmaErr = LoadHF(path) })
 	if gemmaErr != nil {
 		t.Fatalf("LoadHF(%s): %v", path, gemmaErr)
@@ -94,7 +93,7 @@ func loadGemma3(t testing.TB) Tokenizer {
 // validation sample.
 func tinyStoriesLines(t testing.TB, n int) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(sharedDir(t), "data", "tinystories", "tinystories_val_0000-0799.txt"))
+	f, err := os.Open(dataPath(t, "tinystories", "tinystories_val_0000-0799.txt"))
 	if err != nil {
 		t.Fatalf("open TinyStories: %v", err)
 	}
@@ -116,7 +115,7 @@ func tinyStoriesLines(t testing.TB, n int) []string {
 // hellaSwagTexts returns contexts and endings of up to n HellaSwag items.
 func hellaSwagTexts(t testing.TB, n int) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(sharedDir(t), "data", "hellaswag", "hellaswag_val_1000.jsonl"))
+	f, err := os.Open(dataPath(t, "hellaswag", "hellaswag_val_1000.jsonl"))
 	if err != nil {
 		t.Fatalf("open HellaSwag: %v", err)
 	}
@@ -147,7 +146,7 @@ func hellaSwagTexts(t testing.TB, n int) []string {
 // at a line end.
 func tinyStoriesText(t testing.TB, n int) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(sharedDir(t), "data", "tinystories", "tinystories_val_0000-0799.txt"))
+	data, err := os.ReadFile(dataPath(t, "tinystories", "tinystories_val_0000-0799.txt"))
 	if err != nil {
 		t.Fatalf("read TinyStories: %v", err)
 	}

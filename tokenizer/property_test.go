@@ -17,9 +17,7 @@ func corpus(t *testing.T, stories, items int) []string {
 func TestLlama2CMatchesRunC(t *testing.T) {
 	tok := loadTok512(t)
 	texts := []string{"", " ", "  ", "\x00", "\xff\xfe", "\xe6\x97", "a\x80\x80\x80\x80\x80b", "<0x41>", "ab ab ab ab", "Once upon a time, there was a little girl named Lily."}
-	if haveShared() {
-		texts = append(texts, corpus(t, 150, 60)...)
-	}
+	texts = append(texts, corpus(t, 150, 60)...)
 	for _, s := range texts {
 		for _, bos := range []bool{true, false} {
 			got, err := tok.Encode(s, bos)

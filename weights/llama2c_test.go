@@ -57,10 +57,7 @@ func rawF32(data []byte, i int64) float32 {
 }
 
 func TestLlama2CStories260KValues(t *testing.T) {
-	data, err := os.ReadFile("/work/shared/models/stories260K/stories260K.bin")
-	if err != nil {
-		data = assets.Stories260K()
-	}
+	data := assets.Stories260K()
 	if len(data) != 1056540 {
 		t.Fatalf("stories260K is %d bytes, want 1056540", len(data))
 	}

@@ -159,8 +159,8 @@ func runPrefillCmd(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", *jsonOut, err)
+		if err := writeFile(*jsonOut, append(b, '\n')); err != nil {
+			return err
 		}
 	}
 	if *mdOut != "" {

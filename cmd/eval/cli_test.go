@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -119,11 +120,40 @@ func TestEvalThroughServer(t *testing.T) {
 	if viaHTTP["scorer"] != "http" || inProc["scorer"] != "engine" {
 		t.Errorf("scorers %v and %v", viaHTTP["scorer"], inProc["scorer"])
 	}
+	// The report names the server's real tp, read from /v1/models.
+	if viaHTTP["tp"] != 2.0 || inProc["tp"] != 2.0 {
+		t.Errorf("tp in the reports: http %v, engine %v; want 2", viaHTTP["tp"], inProc["tp"])
+	}
 	a := inProc["results"].(map[string]any)["f32"].(map[string]any)
 	b := viaHTTP["results"].(map[string]any)["f32"].(map[string]any)
 	delete(a, "prefill_wall_seconds")
 	delete(b, "prefill_wall_seconds")
 	if diff := cmp.Diff(a, b); diff != "" {
 		t.Errorf("f32 results (-engine +http):\n%s", diff)
+	}
+}
+
+// The progress bar is drawn on terminals only: not into a file, a pipe or
+// a buffer.
+func TestProgressOnlyOnTerminal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for name, out := range map[string]io.Writer{"file": f, "pipe": w, "buffer": new(bytes.Buffer)} {
+		if isTerminal(out) {
+			t.Errorf("%s counted as a terminal", name)
+		}
+		c := common{}
+		if upd, _ := c.progress(out); upd != nil {
+			t.Errorf("%s: a progress bar would be drawn", name)
+		}
 	}
 }

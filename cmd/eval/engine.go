@@ -5,6 +5,7 @@ import (
 
 	"github.com/equarx/equarx/assets"
 	"github.com/equarx/equarx/evalharness"
+	"github.com/equarx/equarx/tokenizer"
 	"github.com/equarx/equarx/tp"
 	"github.com/equarx/equarx/weights"
 )
@@ -32,6 +33,6 @@ func newEngineBackend(c *common, tok localTokenizer) (*evalharness.EngineBackend
 		eng.Close()
 		return nil, nil, fmt.Errorf("tokenizer vocabulary %d is larger than the model's %d", tv, cfg.Vocab)
 	}
-	be := &evalharness.EngineBackend{Engine: eng, Model: name, Window: cfg.MaxSeqLen, Token: tok.Token}
+	be := &evalharness.EngineBackend{Engine: eng, Model: name, Window: cfg.MaxSeqLen, Token: func(id int) string { return tokenizer.Name(tok, id) }}
 	return be, func() { eng.Close() }, nil
 }

@@ -132,11 +132,12 @@ func (c *common) setup(ctx context.Context, stderr io.Writer) (evalharness.Backe
 		info.BlockSizes = []int{}
 	}
 	if c.server != "" {
-		be, err := newHTTPBackend(ctx, c.server, tok)
+		be, mesh, err := newHTTPBackend(ctx, c.server, tok)
 		if err != nil {
 			return fail(err)
 		}
 		info.Model, info.Scorer, info.Server = be.Model, "http", c.server
+		info.TP, info.Topology, info.TPU = mesh.TP, mesh.Topology, mesh.TPU
 		return be, tok, codecs, pairs, info, func() {}, nil
 	}
 	be, closeFn, err := newEngineBackend(c, tok)
@@ -148,7 +149,7 @@ func (c *common) setup(ctx context.Context, stderr io.Writer) (evalharness.Backe
 }
 
 func (c *common) progress(stderr io.Writer) (func(done, total int64), func()) {
-	if c.quiet {
+	if c.quiet || !isTerminal(stderr) {
 		return nil, func() {}
 	}
 	p := newProgressBar(stderr, "tokens")
@@ -312,9 +313,17 @@ func buildMC(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// serverMesh is what the server reports of the mesh it runs on.
+type serverMesh struct {
+	TP       int    `json:"tp"`
+	Topology string `json:"topology"`
+	TPU      string `json:"tpu"`
+}
+
 // newHTTPBackend probes the server (GET /tokenizer_info) for the context
-// window and checks that its tokenizer matches the local one.
-func newHTTPBackend(ctx context.Context, base string, tok localTokenizer) (*evalharness.HTTPBackend, error) {
+// window, checks that its tokenizer matches the local one, and reads the
+// model and its mesh from GET /v1/models.
+func newHTTPBackend(ctx context.Context, base string, tok localTokenizer) (*evalharness.HTTPBackend, serverMesh, error) {
 	base = strings.TrimRight(base, "/")
 	client := &http.Client{Timeout: 10 * time.Minute}
 	var ti struct {
@@ -323,26 +332,30 @@ func newHTTPBackend(ctx context.Context, base string, tok localTokenizer) (*eval
 		ModelMaxLength int `json:"model_max_length"`
 	}
 	if err := getJSON(ctx, client, base+"/tokenizer_info", &ti); err != nil {
-		return nil, err
+		return nil, serverMesh{}, err
 	}
 	if ti.VocabSize != tok.VocabSize() || ti.BOSTokenID != tok.BOS() {
-		return nil, fmt.Errorf("server tokenizer (vocab %d, BOS %d) differs from the local one (vocab %d, BOS %d)", ti.VocabSize, ti.BOSTokenID, tok.VocabSize(), tok.BOS())
+		return nil, serverMesh{}, fmt.Errorf("server tokenizer (vocab %d, BOS %d) differs from the local one (vocab %d, BOS %d)", ti.VocabSize, ti.BOSTokenID, tok.VocabSize(), tok.BOS())
 	}
 	if ti.ModelMaxLength < 2 {
-		return nil, fmt.Errorf("server reports model_max_length %d", ti.ModelMaxLength)
+		return nil, serverMesh{}, fmt.Errorf("server reports model_max_length %d", ti.ModelMaxLength)
 	}
 	var models struct {
 		Data []struct {
 			ID string `json:"id"`
+			serverMesh
 		} `json:"data"`
 	}
 	if err := getJSON(ctx, client, base+"/v1/models", &models); err != nil {
-		return nil, err
+		return nil, serverMesh{}, err
 	}
 	if len(models.Data) != 1 {
-		return nil, fmt.Errorf("server lists %d models, want 1", len(models.Data))
+		return nil, serverMesh{}, fmt.Errorf("server lists %d models, want 1", len(models.Data))
 	}
-	return &evalharness.HTTPBackend{URL: base, Model: models.Data[0].ID, Window: ti.ModelMaxLength, Client: client}, nil
+	if models.Data[0].TP < 1 {
+		return nil, serverMesh{}, fmt.Errorf("server's /v1/models reports no tp for %s", models.Data[0].ID)
+	}
+	return &evalharness.HTTPBackend{URL: base, Model: models.Data[0].ID, Window: ti.ModelMaxLength, Client: client}, models.Data[0].serverMesh, nil
 }
 
 func getJSON(ctx context.Context, client *http.Client, url string, v any) error {

@@ -3,9 +3,21 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 )
+
+// isTerminal reports whether w is a character device (a terminal): the
+// progress bar's carriage returns would litter a file or pipe.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
 
 // progressBar draws a one-line bar on a terminal stream, at most five times
 // a second.

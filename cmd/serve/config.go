@@ -77,6 +77,7 @@ type Config struct {
 
 	LogLevel  string `json:"log_level"`  // debug | info | warn | error
 	LogFormat string `json:"log_format"` // text | json
+	AccessLog bool   `json:"access_log"` // one info line per request
 
 	// Dist places the process in a multi-process group (cmd/serve/dist.go).
 	Dist DistConfig `json:"distributed"`
@@ -107,6 +108,7 @@ func defaultConfig() Config {
 		LogLevel:          "info",
 		LogFormat:         "text",
 		Dist:              defaultDist(),
+		AccessLog:         o.AccessLog,
 	}
 }
 
@@ -131,7 +133,8 @@ func (f durationFlag) Set(s string) error {
 
 // bindFlags defines every flag on fs, writing into c; c's current values are
 // the flags' defaults.
-func bindFlags(fs *flag.FlagSet, c *Config, configPath *string, noBatching *bool) {
+func bindFlags(fs *flag.FlagSet, c *Config, configPath *string, noBatching, version *bool) {
+	fs.BoolVar(version, "version", false, "print the version, commit, Go version, BLAS and CPU features, then exit")
 	fs.StringVar(configPath, "config", "", "JSON config file (see configs/serve/default.json); flags override it")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (port 0 picks a free port; the bound address is logged)")
 	fs.StringVar(&c.Model, "model", c.Model, "llama2.c .bin checkpoint or Hugging Face safetensors directory (empty = built-in stories260K)")
@@ -161,48 +164,59 @@ func bindFlags(fs *flag.FlagSet, c *Config, configPath *string, noBatching *bool
 	fs.Var(durationFlag{&c.ShutdownTimeout}, "shutdown-timeout", "how long a graceful shutdown waits for requests in flight")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.BoolVar(&c.AccessLog, "access-log", c.AccessLog, "log one info line per request (method, route, status, prompt tokens, codec, wall and simulated TPU seconds)")
 	bindDistFlags(fs, &c.Dist)
 }
 
 // loadConfig resolves defaults, then the --config file, then the flags.
+// A bad flag or value is a *usageError; --help and --version return
+// flag.ErrHelp and errVersion after printing.
 func loadConfig(args []string, stderr io.Writer) (Config, error) {
-	// First pass: only to find --config.
+	// First pass: only to find --config (and --help, --version).
 	probe := defaultConfig()
 	var path string
-	var nb bool
+	var nb, ver bool
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	bindFlags(fs, &probe, &path, &nb)
+	fs.Usage = func() {}
+	bindFlags(fs, &probe, &path, &nb, &ver)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stderr)
-			fs.PrintDefaults()
+			printUsage(fs, stderr)
+			return Config{}, err
 		}
-		return Config{}, err
+		return Config{}, usagef("%v", err)
+	}
+	if ver {
+		return Config{}, errVersion
 	}
 	cfg := defaultConfig()
 	if path != "" {
 		if err := readConfigFile(path, &cfg); err != nil {
-			return Config{}, err
+			return Config{}, usagef("%v", err)
 		}
 	}
 	// Second pass: flags override the file.
 	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	bindFlags(fs, &cfg, &path, &nb)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	bindFlags(fs, &cfg, &path, &nb, &ver)
 	if err := fs.Parse(args); err != nil {
-		return Config{}, err
+		return Config{}, usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return Config{}, usagef("unexpected arguments %q", fs.Args())
 	}
 	if nb {
 		cfg.MaxBatchSize = 1
 	}
 	if err := cfg.validate(); err != nil {
-		return cfg, err
+		return Config{}, usagef("%v", err)
 	}
-	return cfg, cfg.Dist.resolve(os.Getenv, cfg.TP)
+	if err := cfg.Dist.resolve(os.Getenv, cfg.TP); err != nil {
+		return Config{}, usagef("%v", err)
+	}
+	return cfg, nil
 }
 
 func readConfigFile(path string, c *Config) error {
@@ -250,7 +264,10 @@ func (c *Config) validate() error {
 		return err
 	}
 	o := c.serverOptions(slog.Default())
-	return o.Validate()
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	return c.checkMesh()
 }
 
 // serverOptions maps the config onto the server's options.
@@ -266,6 +283,7 @@ func (c *Config) serverOptions(logger *slog.Logger) server.Options {
 		MaxBodyBytes:     c.MaxBodyBytes,
 		MaxPrompts:       c.MaxPrompts,
 		IDPromptsAddBOS:  c.IDPromptsAddBOS,
+		AccessLog:        c.AccessLog,
 		Logger:           logger,
 	}
 	return o

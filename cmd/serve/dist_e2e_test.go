@@ -49,7 +49,7 @@ func (w *worker) Log() string {
 // startWorker starts node rank of a group whose master listens on port.
 func startWorker(t *testing.T, rank, nodes, tpDeg, port int, token string, extra ...string) *worker {
 	t.Helper()
-	bin := buildServe(t)
+	bin := buildBinary(t)
 	args := append([]string{"--tp", strconv.Itoa(tpDeg), "--nnodes", strconv.Itoa(nodes), "--node-rank", strconv.Itoa(rank),
 		"--master-port", strconv.Itoa(port), "--log-format", "json", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(bin, args...)

@@ -44,35 +44,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildServe builds cmd/serve once per test run and returns its path.
-func buildServe(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "equarx-serve-e2e")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binDir = dir
-		bin := filepath.Join(dir, "serve")
-		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		binPath = bin
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
 // servedBinary builds cmd/serve and starts it on a free port; it returns the
 // base URL and a function that stops the process with SIGTERM and returns
 // its log.
 func servedBinary(t *testing.T, args ...string) (string, func() string) {
 	t.Helper()
-	bin := buildServe(t)
+	bin := buildBinary(t)
 	cmd := exec.Command(bin, append([]string{"--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -125,6 +102,29 @@ func servedBinary(t *testing.T, args ...string) (string, func() string) {
 		t.Fatalf("serve did not report its address:\n%s", stop())
 	}
 	return "", nil
+}
+
+// buildBinary builds cmd/serve once per test run and returns its path.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "equarx-serve-e2e")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binDir = dir
+		bin := filepath.Join(dir, "serve")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		binPath = bin
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
 }
 
 func waitHealthy(t *testing.T, base string) {

@@ -30,8 +30,19 @@ import (
 
 func main() {
 	if err := run(os.Args[1:], os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		var ue *usageError
+		switch {
+		case errors.Is(err, flag.ErrHelp):
 			os.Exit(0)
+		case errors.Is(err, errVersion):
+			if err := printVersion(os.Stdout); err != nil {
+				fmt.Fprintf(os.Stderr, "serve: %v\n", err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		case errors.As(err, &ue):
+			fmt.Fprintf(os.Stderr, "serve: %v (serve --help lists the flags)\n", err)
+			os.Exit(2)
 		}
 		fmt.Fprintf(os.Stderr, "serve: %v\n", err)
 		os.Exit(1)
@@ -60,9 +71,13 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if _, err := cfg.checkModel(); err != nil {
+		return err
+	}
 	log := newLogger(&cfg, stderr)
 	slog.SetDefault(log)
 	gin.SetMode(gin.ReleaseMode)
+	logStartup(log, &cfg)
 	if cfg.Dist.NNodes > 1 && cfg.Dist.NodeRank != 0 {
 		// A worker: no HTTP, only its ranks on the data plane.
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -172,7 +187,8 @@ func loadBackend(cfg *Config, log *slog.Logger) (server.Backend, func(), error) 
 		return server.Backend{}, nil, fmt.Errorf("engine: %w", err)
 	}
 	mc := eng.Config()
-	log.Info("model loaded", "name", name, "arch", mc.Arch, "params", mc.Params(), "layers", mc.Layers,
+	log.Info("model loaded", "name", name, "arch", mc.Arch, "params", mc.Params(),
+		"weights_mib_f32", float64(4*mc.Params())/(1<<20), "layers", mc.Layers,
 		"dim", mc.Dim, "vocab", mc.Vocab, "max_seq_len", mc.MaxSeqLen)
 	closer := func() {
 		if err := eng.Close(); err != nil {
@@ -183,7 +199,8 @@ func loadBackend(cfg *Config, log *slog.Logger) (server.Backend, func(), error) 
 			log.Warn("closing the weights", "err", err)
 		}
 	}
-	return server.Backend{Name: name, Engine: eng, Tokenizer: tok, Classify: classifyEngineError}, closer, nil
+	return server.Backend{Name: name, Engine: eng, Tokenizer: tok, Classify: classifyEngineError,
+		TP: cfg.TP, Topology: cfg.Topology, TPU: cfg.TPU}, closer, nil
 }
 
 // openModel opens the weights (and, when withTokenizer, the tokenizer) the
