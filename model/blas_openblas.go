@@ -23,3 +23,8 @@ func init() {
 	C.openblas_set_num_threads(1)
 	gorgonia.Use(netlib.Implementation{})
 }
+
+// mulT goes through the tensor engine, and so through OpenBLAS.
+func (w *Weight) mulT(x []float32, n int, out []float32) (float64, error) {
+	return MatMulT(x, n, w.In, w.Data, w.Out, out)
+}

@@ -1,0 +1,52 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+//go:noescape
+func gemmKernelAVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum int)
+
+//go:noescape
+func gemmKernelAVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum int)
+
+//go:noescape
+func packTAVX512(k int, src *float32, dst *float32, idx *int32)
+
+//go:noescape
+func packTAVX2(k int, src *float32, dst *float32, idx *int32)
+
+func fmaPeakAVX512(n int)
+func fmaPeakAVX2(n int)
+
+var (
+	kernAVX512 = &microKernel{name: "avx512", mr: 6, nr: 64, fn: gemmKernelAVX512, packT: packTAVX512}
+	kernAVX2   = &microKernel{name: "avx2", mr: 6, nr: 16, fn: gemmKernelAVX2, packT: packTAVX2}
+)
+
+// available lists the micro-kernels this CPU runs, fastest first. x/sys/cpu
+// reports AVX2 and AVX-512 only when the OS saves their registers too.
+func available() []*microKernel {
+	var ks []*microKernel
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, kernAVX512)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, kernAVX2)
+	}
+	return append(ks, kernGo)
+}
+
+// fmaPeakLoop runs n iterations of the variant's FMA loop and returns the
+// FLOPs done, or 0 if the variant has no asm loop.
+func fmaPeakLoop(variant string, n int) float64 {
+	switch variant {
+	case "avx512":
+		fmaPeakAVX512(n)
+		return float64(n) * 16 * 16 * 2
+	case "avx2":
+		fmaPeakAVX2(n)
+		return float64(n) * 16 * 8 * 2
+	}
+	return 0
+}
