@@ -156,45 +156,81 @@ func peak(s isa) {
 	p("RET")
 }
 
-// packT emits the transposing pack of one full sliver with gathers:
-// dst[q*nr+j] = src[j*ldb+q] for q < k, j < nr; idx holds the byte offsets
-// j*ldb*4 as int32.
-func packT(s isa) {
-	nr := s.nv * s.lanes
-	fn := "packT" + s.name
-	fmt.Fprintf(&out, "\n// func %s(k int, src *float32, dst *float32, idx *int32)\n//\n// dst[q*%d+j] = src at byte offset idx[j] + 4q, for q < k, j < %d.\n", fn, nr, nr)
-	fmt.Fprintf(&out, "TEXT ·%s(SB), NOSPLIT, $0-32\n", fn)
-	p("MOVQ k+0(FP), CX")
-	p("MOVQ src+8(FP), SI")
-	p("MOVQ dst+16(FP), DI")
-	p("MOVQ idx+24(FP), DX")
-	for v := 0; v < s.nv; v++ {
-		if s.reg == "Z" {
-			p("VMOVDQU32 %d(DX), Z%d", v*s.lanes*4, 4+v)
-		} else {
-			p("VMOVDQU %d(DX), Y%d", v*s.lanes*4, 4+v)
-		}
-	}
+// packT8 emits the transposing pack of one full sliver in 8x8 blocks (AVX):
+// dst[q*nr+j] = src[j*ldb+q] for q < k8 (a multiple of 8), j < nr (a
+// multiple of 8).
+func packT8() {
+	out.WriteString(`
+// func packT8(k8 int, src *float32, ldb int, dst *float32, nr int)
+//
+// dst[q*nr+j] = src[j*ldb+q] for q < k8, j < nr; k8 and nr are multiples of 8.
+TEXT ·packT8(SB), NOSPLIT, $0-40
+`)
+	p("MOVQ src+8(FP), R12")
+	p("MOVQ ldb+16(FP), R9")
+	p("SHLQ $2, R9")
+	p("MOVQ dst+24(FP), R8")
+	p("MOVQ nr+32(FP), DX")
+	p("MOVQ DX, R13")
+	p("SHLQ $2, R13")
+	p("SHRQ $3, DX")
+	p("MOVQ k8+0(FP), CX")
+	p("SHRQ $3, CX")
 	p("TESTQ CX, CX")
-	p("JZ %s_packdone", s.name)
-	label(s.name + "_packloop")
-	for v := 0; v < s.nv; v++ {
-		if s.reg == "Z" {
-			p("KXNORW K0, K0, K%d", 1+v)
-			p("VGATHERDPS (SI)(Z%d*1), K%d, Z%d", 4+v, 1+v, v)
-		} else {
-			p("VPCMPEQD Y%d, Y%d, Y%d", 8+v, 8+v, 8+v)
-			p("VGATHERDPS Y%d, (SI)(Y%d*1), Y%d", 8+v, 4+v, v)
-		}
+	p("JZ packT8_done")
+	// Outer loop over groups of 8 rows (R12: src row 8g, R8: dst column
+	// 8g), inner over blocks of 8 k. Callers keep k8 small (64) so the
+	// destination block stays in L1.
+	label("packT8_group")
+	p("MOVQ R12, SI")
+	p("LEAQ (SI)(R9*2), R10")
+	p("ADDQ R9, R10")          // SI + 3 ld
+	p("LEAQ (R10)(R9*2), R11") // SI + 5 ld
+	p("MOVQ R8, DI")
+	p("LEAQ (DI)(R13*2), AX")
+	p("ADDQ R13, AX")         // DI + 3 nr
+	p("LEAQ (AX)(R13*2), BX") // DI + 5 nr
+	p("MOVQ k8+0(FP), CX")
+	p("SHRQ $3, CX")
+	label("packT8_q")
+	src := []string{"(SI)", "(SI)(R9*1)", "(SI)(R9*2)", "(R10)", "(SI)(R9*4)", "(R11)", "(R11)(R9*1)", "(R10)(R9*4)"}
+	for r, a := range src {
+		p("VMOVUPS %s, Y%d", a, r)
 	}
-	for v := 0; v < s.nv; v++ {
-		p("VMOVUPS %s%d, %d(DI)", s.reg, v, v*s.lanes*4)
+	for i := 0; i < 4; i++ {
+		p("VUNPCKLPS Y%d, Y%d, Y%d", 2*i+1, 2*i, 8+2*i)
+		p("VUNPCKHPS Y%d, Y%d, Y%d", 2*i+1, 2*i, 9+2*i)
 	}
-	p("ADDQ $4, SI")
-	p("ADDQ $%d, DI", nr*4)
+	// s0..s7 into Y0..Y7
+	p("VSHUFPS $0x44, Y10, Y8, Y0")
+	p("VSHUFPS $0xEE, Y10, Y8, Y1")
+	p("VSHUFPS $0x44, Y11, Y9, Y2")
+	p("VSHUFPS $0xEE, Y11, Y9, Y3")
+	p("VSHUFPS $0x44, Y14, Y12, Y4")
+	p("VSHUFPS $0xEE, Y14, Y12, Y5")
+	p("VSHUFPS $0x44, Y15, Y13, Y6")
+	p("VSHUFPS $0xEE, Y15, Y13, Y7")
+	for i := 0; i < 4; i++ {
+		p("VPERM2F128 $0x20, Y%d, Y%d, Y%d", 4+i, i, 8+i)
+		p("VPERM2F128 $0x31, Y%d, Y%d, Y%d", 4+i, i, 12+i)
+	}
+	dst := []string{"(DI)", "(DI)(R13*1)", "(DI)(R13*2)", "(AX)", "(DI)(R13*4)", "(BX)", "(BX)(R13*1)", "(AX)(R13*4)"}
+	for i, a := range dst {
+		p("VMOVUPS Y%d, %s", 8+i, a)
+	}
+	p("ADDQ $32, SI")
+	p("ADDQ $32, R10")
+	p("ADDQ $32, R11")
+	p("LEAQ (DI)(R13*8), DI")
+	p("LEAQ (AX)(R13*8), AX")
+	p("LEAQ (BX)(R13*8), BX")
 	p("DECQ CX")
-	p("JNZ %s_packloop", s.name)
-	label(s.name + "_packdone")
+	p("JNZ packT8_q")
+	p("LEAQ (R12)(R9*8), R12")
+	p("ADDQ $32, R8")
+	p("DECQ DX")
+	p("JNZ packT8_group")
+	label("packT8_done")
 	p("VZEROUPPER")
 	p("RET")
 }
@@ -207,8 +243,7 @@ func main() {
 	kernel(avx2)
 	peak(avx512)
 	peak(avx2)
-	packT(avx512)
-	packT(avx2)
+	packT8()
 	if err := os.WriteFile("kernels_amd64.s", out.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}

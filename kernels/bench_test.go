@@ -8,46 +8,34 @@ import (
 	"time"
 )
 
-// measurePeak runs the variant's asm FMA loop on `threads` goroutines for
-// about 200 ms and returns FLOP/s (0 for the Go variant, which has no loop).
-func measurePeak(variant string, threads int) float64 {
-	if fmaPeakLoop(variant, 1) == 0 {
-		return 0
-	}
-	const iters = 1 << 20
-	var best float64
-	for range 3 {
-		start := time.Now()
-		var wg sync.WaitGroup
-		var flops float64
-		var mu sync.Mutex
-		for range threads {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var f float64
-				for range 8 {
-					f += fmaPeakLoop(variant, iters)
-				}
-				mu.Lock()
-				flops += f
-				mu.Unlock()
-			}()
+// peakRate is a measured FMA peak: FLOP/s of wall time on some threads,
+// and FLOP per CPU-second (the rate of one busy core, which holds up on a
+// machine shared with other processes).
+type peakRate struct{ wall, perCPU float64 }
+
+// measurePeak runs the variant's asm FMA loop on `threads` goroutines, best
+// of 5 rounds, and returns both rates (zero for the Go variant).
+func measurePeak(variant string, threads int) peakRate {
+	var best peakRate
+	for range 5 {
+		start, cpu0 := time.Now(), cpuTime()
+		flops := fmaRound(variant, threads)
+		best.wall = max(best.wall, flops/time.Since(start).Seconds())
+		if c := (cpuTime() - cpu0).Seconds(); c > 0 {
+			best.perCPU = max(best.perCPU, flops/c)
 		}
-		wg.Wait()
-		best = max(best, flops/time.Since(start).Seconds())
 	}
 	return best
 }
 
 var (
 	peakMu    sync.Mutex
-	peakCache = map[[2]any]float64{}
+	peakCache = map[[2]any]peakRate{}
 )
 
-// Peak returns the measured FMA peak (FLOP/s) of variant on threads
-// goroutines, measured once per process.
-func peak(variant string, threads int) float64 {
+// peak returns the measured FMA peak of variant on threads goroutines,
+// measured once per process.
+func peak(variant string, threads int) peakRate {
 	peakMu.Lock()
 	defer peakMu.Unlock()
 	key := [2]any{variant, threads}
@@ -103,11 +91,28 @@ var gemmShapes = func() [][3]int {
 	return s
 }()
 
-func reportGemm(b *testing.B, variant string, threads int, flopsPerOp float64) {
-	gf := flopsPerOp * float64(b.N) / b.Elapsed().Seconds()
+// gemmBench runs op b.N times and reports GFLOP/s (wall), pct_peak
+// (against the FMA peak measured in this process on as many threads) and
+// pct_peak_cpu (FLOPs per CPU-second against the one-core peak per
+// CPU-second: the kernel's efficiency whatever share of the cores other
+// processes take).
+func gemmBench(b *testing.B, variant string, threads int, flopsPerOp float64, op func()) {
+	pk := peak(variant, threads)
+	pk1 := peak(variant, 1)
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for b.Loop() {
+		op()
+	}
+	cpu := (cpuTime() - cpu0).Seconds()
+	flops := flopsPerOp * float64(b.N)
+	gf := flops / b.Elapsed().Seconds()
 	b.ReportMetric(gf/1e9, "GFLOP/s")
-	if p := peak(variant, threads); p > 0 {
-		b.ReportMetric(100*gf/p, "pct_peak")
+	if pk.wall > 0 {
+		b.ReportMetric(100*gf/pk.wall, "pct_peak")
+	}
+	if pk1.perCPU > 0 && cpu > 0 {
+		b.ReportMetric(100*flops/cpu/pk1.perCPU, "pct_peak_cpu")
 	}
 }
 
@@ -129,16 +134,49 @@ func BenchmarkGemmT(b *testing.B) {
 					if path == "prepacked" && pw == nil {
 						pw = PackT(w, n, k)
 					}
-					for b.Loop() {
+					gemmBench(b, Variant(), th, 2*float64(m)*float64(n)*float64(k), func() {
 						if path == "gemm" {
 							Gemm(false, true, m, n, k, x, k, w, k, c, n, false)
 						} else {
 							pw.Mul(m, x, k, c, n, false)
 						}
-					}
-					reportGemm(b, Variant(), th, 2*float64(m)*float64(n)*float64(k))
+					})
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkMicroKernel: one micro-kernel call on L1/L2-resident panels
+// (k = KC), the ceiling of the blocked GEMM.
+func BenchmarkMicroKernel(b *testing.B) {
+	for _, kern := range kernelsHere {
+		b.Run(kern.name, func(b *testing.B) {
+			r := rand.New(rand.NewPCG(9, 9))
+			a := randMat(r, kern.mr*KC)
+			pb := randMat(r, kern.nr*KC)
+			c := make([]float32, kern.mr*kern.nr)
+			gemmBench(b, kern.name, 1, 2*float64(kern.mr*kern.nr*KC), func() {
+				kern.fn(KC, &a[0], KC, &pb[0], &c[0], kern.nr, 1)
+			})
+		})
+	}
+}
+
+// BenchmarkPackT: packing a [n, k] weight transposed into slivers (what a
+// GEMM with an unpacked [out, in] operand does per call), GB/s of source.
+func BenchmarkPackT(b *testing.B) {
+	for _, sh := range [][2]int{{2048, 768}, {32000, 768}} {
+		n, k := sh[0], sh[1]
+		w := randMat(rand.New(rand.NewPCG(1, 1)), n*k)
+		for _, kern := range kernelsHere {
+			b.Run(fmt.Sprintf("%dx%d/%s", n, k, kern.name), func(b *testing.B) {
+				p := packWith(kern, true, k, n, w, k)
+				b.SetBytes(int64(4 * n * k))
+				for b.Loop() {
+					p.pack(true, w, k, 0, (n+kern.nr-1)/kern.nr, true)
+				}
+			})
 		}
 	}
 }

@@ -11,17 +11,14 @@ func gemmKernelAVX512(k int, a *float32, lda int, b *float32, c *float32, ldc in
 func gemmKernelAVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum int)
 
 //go:noescape
-func packTAVX512(k int, src *float32, dst *float32, idx *int32)
-
-//go:noescape
-func packTAVX2(k int, src *float32, dst *float32, idx *int32)
+func packT8(k8 int, src *float32, ldb int, dst *float32, nr int)
 
 func fmaPeakAVX512(n int)
 func fmaPeakAVX2(n int)
 
 var (
-	kernAVX512 = &microKernel{name: "avx512", mr: 6, nr: 64, fn: gemmKernelAVX512, packT: packTAVX512}
-	kernAVX2   = &microKernel{name: "avx2", mr: 6, nr: 16, fn: gemmKernelAVX2, packT: packTAVX2}
+	kernAVX512 = &microKernel{name: "avx512", mr: 6, nr: 64, fn: gemmKernelAVX512, packT: packT8}
+	kernAVX2   = &microKernel{name: "avx2", mr: 6, nr: 16, fn: gemmKernelAVX2, packT: packT8}
 )
 
 // available lists the micro-kernels this CPU runs, fastest first. x/sys/cpu

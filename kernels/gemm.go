@@ -21,9 +21,9 @@ type microKernel struct {
 	name   string
 	mr, nr int
 	fn     func(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum int)
-	// packT, if set, packs a full sliver of B = srcᵀ with gathers:
-	// dst[q*nr+j] = src at byte offset idx[j] + 4q.
-	packT func(k int, src *float32, dst *float32, idx *int32)
+	// packT, if set, packs a full sliver of B = srcᵀ for the first k8
+	// (a multiple of 8) values of k: dst[q*nr+j] = src[j*ldb+q].
+	packT func(k8 int, src *float32, ldb int, dst *float32, nr int)
 }
 
 var (
@@ -110,20 +110,21 @@ func (p *PackedB) pack(transB bool, b []float32, ldb, s0, s1 int, zeroPad bool) 
 			}
 			continue
 		}
-		if w == nr && p.kern.packT != nil && int64(nr)*int64(ldb)*4 < 1<<31 {
-			var idx [maxNR]int32
-			for j := range nr {
-				idx[j] = int32(j * ldb * 4)
+		q0 := 0
+		if w == nr && p.kern.packT != nil && k >= 8 {
+			// Blocks of 64 k: the 8 source rows of a group stream, the
+			// 16 KiB destination block stays in L1.
+			k8 := k &^ 7
+			for ; q0 < k8; q0 += 64 {
+				p.kern.packT(min(64, k8-q0), &b[j0*ldb+q0], ldb, &dst[q0*nr], nr)
 			}
-			p.kern.packT(k, &b[j0*ldb], &dst[0], &idx[0])
-			continue
-		}
-		if w < nr {
+			q0 = k8
+		} else if w < nr {
 			clear(dst)
 		}
-		// Transpose in blocks of 64 k so source rows and the destination
-		// block stay in L1.
-		for q0 := 0; q0 < k; q0 += 64 {
+		// Transpose (the rest) in blocks of 64 k so source rows and the
+		// destination block stay in L1.
+		for ; q0 < k; q0 += 64 {
 			q1 := min(q0+64, k)
 			for jj := 0; jj < w; jj++ {
 				src := b[(j0+jj)*ldb+q0 : (j0+jj)*ldb+q1]

@@ -570,64 +570,86 @@ AVX2_peakdone:
 	VZEROUPPER
 	RET
 
-// func packTAVX512(k int, src *float32, dst *float32, idx *int32)
+// func packT8(k8 int, src *float32, ldb int, dst *float32, nr int)
 //
-// dst[q*64+j] = src at byte offset idx[j] + 4q, for q < k, j < 64.
-TEXT ·packTAVX512(SB), NOSPLIT, $0-32
-	MOVQ k+0(FP), CX
-	MOVQ src+8(FP), SI
-	MOVQ dst+16(FP), DI
-	MOVQ idx+24(FP), DX
-	VMOVDQU32 0(DX), Z4
-	VMOVDQU32 64(DX), Z5
-	VMOVDQU32 128(DX), Z6
-	VMOVDQU32 192(DX), Z7
+// dst[q*nr+j] = src[j*ldb+q] for q < k8, j < nr; k8 and nr are multiples of 8.
+TEXT ·packT8(SB), NOSPLIT, $0-40
+	MOVQ src+8(FP), R12
+	MOVQ ldb+16(FP), R9
+	SHLQ $2, R9
+	MOVQ dst+24(FP), R8
+	MOVQ nr+32(FP), DX
+	MOVQ DX, R13
+	SHLQ $2, R13
+	SHRQ $3, DX
+	MOVQ k8+0(FP), CX
+	SHRQ $3, CX
 	TESTQ CX, CX
-	JZ AVX512_packdone
-AVX512_packloop:
-	KXNORW K0, K0, K1
-	VGATHERDPS (SI)(Z4*1), K1, Z0
-	KXNORW K0, K0, K2
-	VGATHERDPS (SI)(Z5*1), K2, Z1
-	KXNORW K0, K0, K3
-	VGATHERDPS (SI)(Z6*1), K3, Z2
-	KXNORW K0, K0, K4
-	VGATHERDPS (SI)(Z7*1), K4, Z3
-	VMOVUPS Z0, 0(DI)
-	VMOVUPS Z1, 64(DI)
-	VMOVUPS Z2, 128(DI)
-	VMOVUPS Z3, 192(DI)
-	ADDQ $4, SI
-	ADDQ $256, DI
+	JZ packT8_done
+packT8_group:
+	MOVQ R12, SI
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+	LEAQ (R10)(R9*2), R11
+	MOVQ R8, DI
+	LEAQ (DI)(R13*2), AX
+	ADDQ R13, AX
+	LEAQ (AX)(R13*2), BX
+	MOVQ k8+0(FP), CX
+	SHRQ $3, CX
+packT8_q:
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(R9*1), Y1
+	VMOVUPS (SI)(R9*2), Y2
+	VMOVUPS (R10), Y3
+	VMOVUPS (SI)(R9*4), Y4
+	VMOVUPS (R11), Y5
+	VMOVUPS (R11)(R9*1), Y6
+	VMOVUPS (R10)(R9*4), Y7
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xEE, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xEE, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xEE, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xEE, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, (DI)(R13*1)
+	VMOVUPS Y10, (DI)(R13*2)
+	VMOVUPS Y11, (AX)
+	VMOVUPS Y12, (DI)(R13*4)
+	VMOVUPS Y13, (BX)
+	VMOVUPS Y14, (BX)(R13*1)
+	VMOVUPS Y15, (AX)(R13*4)
+	ADDQ $32, SI
+	ADDQ $32, R10
+	ADDQ $32, R11
+	LEAQ (DI)(R13*8), DI
+	LEAQ (AX)(R13*8), AX
+	LEAQ (BX)(R13*8), BX
 	DECQ CX
-	JNZ AVX512_packloop
-AVX512_packdone:
-	VZEROUPPER
-	RET
-
-// func packTAVX2(k int, src *float32, dst *float32, idx *int32)
-//
-// dst[q*16+j] = src at byte offset idx[j] + 4q, for q < k, j < 16.
-TEXT ·packTAVX2(SB), NOSPLIT, $0-32
-	MOVQ k+0(FP), CX
-	MOVQ src+8(FP), SI
-	MOVQ dst+16(FP), DI
-	MOVQ idx+24(FP), DX
-	VMOVDQU 0(DX), Y4
-	VMOVDQU 32(DX), Y5
-	TESTQ CX, CX
-	JZ AVX2_packdone
-AVX2_packloop:
-	VPCMPEQD Y8, Y8, Y8
-	VGATHERDPS Y8, (SI)(Y4*1), Y0
-	VPCMPEQD Y9, Y9, Y9
-	VGATHERDPS Y9, (SI)(Y5*1), Y1
-	VMOVUPS Y0, 0(DI)
-	VMOVUPS Y1, 32(DI)
-	ADDQ $4, SI
-	ADDQ $64, DI
-	DECQ CX
-	JNZ AVX2_packloop
-AVX2_packdone:
+	JNZ packT8_q
+	LEAQ (R12)(R9*8), R12
+	ADDQ $32, R8
+	DECQ DX
+	JNZ packT8_group
+packT8_done:
 	VZEROUPPER
 	RET
