@@ -47,3 +47,19 @@ func fmaPeakLoop(variant string, n int) float64 {
 	}
 	return 0
 }
+
+//go:noescape
+func expScaleShiftSumAVX2(dst, src *float32, n int, scale, shift float32) float32
+
+//go:noescape
+func siluMulAVX2(gp, up *float32, n int)
+
+// vecAsm: the element-wise kernels run the AVX2 loops (any machine whose
+// GEMM runs AVX2 or AVX-512 has AVX2 and FMA).
+var vecAsm = active.name != "go"
+
+func expScaleShiftSumAsm(dst, src []float32, scale, shift float32) float32 {
+	return expScaleShiftSumAVX2(&dst[0], &src[0], len(src), scale, shift)
+}
+
+func siluMulAsm(g, u []float32) { siluMulAVX2(&g[0], &u[0], len(g)) }

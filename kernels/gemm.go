@@ -174,7 +174,7 @@ func (p *PackedB) Mul(m int, a []float32, lda int, c []float32, ldc int, accum b
 		return
 	}
 	g := &gemmArgs{kern: p.kern, m: m, n: p.N, k: p.K, a: a, lda: lda, pb: p.data, c: c, ldc: ldc, accum: accum}
-	g.run()
+	g.run(false)
 }
 
 func clearC(c []float32, m, n, ldc int) {
@@ -187,12 +187,33 @@ func clearC(c []float32, m, n, ldc int) {
 // row-major: op(A) is A [m, k] (stride lda), or the transpose of a [k, m]
 // when transA; likewise op(B) is [k, n] or the transpose of b [n, k].
 func Gemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, accum bool) {
-	gemmWith(active, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accum)
+	gemmWith(active, false, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accum)
+}
+
+// GemmSerial is Gemm on the calling goroutine only, for callers that
+// parallelize themselves (inside ParallelFor, whose workers already hold
+// the pool's tokens). Results are bitwise those of Gemm.
+func GemmSerial(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, accum bool) {
+	gemmWith(active, true, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accum)
+}
+
+// ParallelFor runs fn(i) for every i in [0, n) on the calling goroutine and
+// on helpers of the GEMM pool (whose tokens every GEMM shares). fn must not
+// call Gemm or PackedB.Mul (the pool is not re-entrant); GemmSerial is fine.
+func ParallelFor(n int, fn func(i int)) {
+	if n <= 0 {
+		return
+	}
+	if n == 1 {
+		fn(0)
+		return
+	}
+	parallelFor(n, func(t int, _ *scratch) { fn(t) })
 }
 
 var packPool sync.Pool
 
-func gemmWith(kern *microKernel, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, accum bool) {
+func gemmWith(kern *microKernel, serial, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, accum bool) {
 	checkAC(transA, m, n, k, a, lda, c, ldc)
 	checkB(transB, k, n, b, ldb)
 	if m == 0 || n == 0 {
@@ -215,7 +236,7 @@ func gemmWith(kern *microKernel, transA, transB bool, m, n, k int, a []float32, 
 	}
 	p := &PackedB{K: k, N: n, kern: kern, data: buf}
 	flops := 2 * float64(m) * float64(n) * float64(k)
-	if flops < minParallelFLOPs {
+	if serial || flops < minParallelFLOPs {
 		p.pack(transB, b, ldb, 0, nt, true)
 	} else {
 		chunks := min(nt, 4*Threads())
@@ -224,7 +245,7 @@ func gemmWith(kern *microKernel, transA, transB bool, m, n, k int, a []float32, 
 		})
 	}
 	g := &gemmArgs{kern: kern, m: m, n: n, k: k, a: a, lda: lda, transA: transA, pb: buf, c: c, ldc: ldc, accum: accum}
-	g.run()
+	g.run(serial)
 	packPool.Put(&buf)
 }
 
@@ -242,13 +263,13 @@ type gemmArgs struct {
 
 // run splits C into a grid of tasks (rows x columns, never K) and runs them
 // on the pool.
-func (g *gemmArgs) run() {
+func (g *gemmArgs) run(serial bool) {
 	mr, nr := g.kern.mr, g.kern.nr
 	mt := (g.m + mr - 1) / mr
 	nt := (g.n + nr - 1) / nr
 	flops := 2 * float64(g.m) * float64(g.n) * float64(g.k)
 	threads := Threads()
-	if flops < minParallelFLOPs {
+	if serial || flops < minParallelFLOPs {
 		threads = 1
 	}
 	nN := (nt*nr + ncMax - 1) / ncMax

@@ -105,7 +105,7 @@ func TestGemmMatchesFloat64(t *testing.T) {
 						if accum {
 							c0 = append([]float32(nil), c...)
 						}
-						gemmWith(kern, tr[0], tr[1], m, n, k, a, lda, b, ldb, c, ldc, accum)
+						gemmWith(kern, false, tr[0], tr[1], m, n, k, a, lda, b, ldb, c, ldc, accum)
 						checkGemm(t, tr[0], tr[1], m, n, k, a, lda, b, ldb, c0, c, ldc)
 					})
 				}
@@ -125,10 +125,10 @@ func TestRowCountInvariance(t *testing.T) {
 	for _, kern := range kernelsHere {
 		t.Run(kern.name, func(t *testing.T) {
 			full := make([]float32, m*n)
-			gemmWith(kern, false, true, m, n, k, x, k, w, k, full, n, false)
+			gemmWith(kern, false, false, true, m, n, k, x, k, w, k, full, n, false)
 			prev := SetThreads(1)
 			one := make([]float32, m*n)
-			gemmWith(kern, false, true, m, n, k, x, k, w, k, one, n, false)
+			gemmWith(kern, false, false, true, m, n, k, x, k, w, k, one, n, false)
 			SetThreads(prev)
 			packed := make([]float32, m*n)
 			packWith(kern, true, k, n, w, k).Mul(m, x, k, packed, n, false)
@@ -140,7 +140,7 @@ func TestRowCountInvariance(t *testing.T) {
 			for _, g := range [][2]int{{0, 1}, {1, 1}, {511, 1}, {5, 7}, {100, 13}, {250, 64}, {3, 509}} {
 				i0, rows := g[0], g[1]
 				part := make([]float32, rows*n)
-				gemmWith(kern, false, true, rows, n, k, x[i0*k:], k, w, k, part, n, false)
+				gemmWith(kern, false, false, true, rows, n, k, x[i0*k:], k, w, k, part, n, false)
 				for i := range part {
 					if math.Float32bits(part[i]) != math.Float32bits(full[i0*n+i]) {
 						t.Fatalf("rows [%d,%d): row %d col %d = %v alone, %v among %d rows", i0, i0+rows, i0+i/n, i%n, part[i], full[i0*n+i], m)

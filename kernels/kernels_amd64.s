@@ -653,3 +653,194 @@ packT8_q:
 packT8_done:
 	VZEROUPPER
 	RET
+DATA expconst<>+0(SB)/4, $0x3fb8aa3b
+DATA expconst<>+4(SB)/4, $0x3fb8aa3b
+DATA expconst<>+8(SB)/4, $0x3fb8aa3b
+DATA expconst<>+12(SB)/4, $0x3fb8aa3b
+DATA expconst<>+16(SB)/4, $0x3fb8aa3b
+DATA expconst<>+20(SB)/4, $0x3fb8aa3b
+DATA expconst<>+24(SB)/4, $0x3fb8aa3b
+DATA expconst<>+28(SB)/4, $0x3fb8aa3b
+DATA expconst<>+32(SB)/4, $0x3f318000
+DATA expconst<>+36(SB)/4, $0x3f318000
+DATA expconst<>+40(SB)/4, $0x3f318000
+DATA expconst<>+44(SB)/4, $0x3f318000
+DATA expconst<>+48(SB)/4, $0x3f318000
+DATA expconst<>+52(SB)/4, $0x3f318000
+DATA expconst<>+56(SB)/4, $0x3f318000
+DATA expconst<>+60(SB)/4, $0x3f318000
+DATA expconst<>+64(SB)/4, $0xb95e8083
+DATA expconst<>+68(SB)/4, $0xb95e8083
+DATA expconst<>+72(SB)/4, $0xb95e8083
+DATA expconst<>+76(SB)/4, $0xb95e8083
+DATA expconst<>+80(SB)/4, $0xb95e8083
+DATA expconst<>+84(SB)/4, $0xb95e8083
+DATA expconst<>+88(SB)/4, $0xb95e8083
+DATA expconst<>+92(SB)/4, $0xb95e8083
+DATA expconst<>+96(SB)/4, $0xc2aeac50
+DATA expconst<>+100(SB)/4, $0xc2aeac50
+DATA expconst<>+104(SB)/4, $0xc2aeac50
+DATA expconst<>+108(SB)/4, $0xc2aeac50
+DATA expconst<>+112(SB)/4, $0xc2aeac50
+DATA expconst<>+116(SB)/4, $0xc2aeac50
+DATA expconst<>+120(SB)/4, $0xc2aeac50
+DATA expconst<>+124(SB)/4, $0xc2aeac50
+DATA expconst<>+128(SB)/4, $0x42b00000
+DATA expconst<>+132(SB)/4, $0x42b00000
+DATA expconst<>+136(SB)/4, $0x42b00000
+DATA expconst<>+140(SB)/4, $0x42b00000
+DATA expconst<>+144(SB)/4, $0x42b00000
+DATA expconst<>+148(SB)/4, $0x42b00000
+DATA expconst<>+152(SB)/4, $0x42b00000
+DATA expconst<>+156(SB)/4, $0x42b00000
+DATA expconst<>+160(SB)/4, $0x3ab60b61
+DATA expconst<>+164(SB)/4, $0x3ab60b61
+DATA expconst<>+168(SB)/4, $0x3ab60b61
+DATA expconst<>+172(SB)/4, $0x3ab60b61
+DATA expconst<>+176(SB)/4, $0x3ab60b61
+DATA expconst<>+180(SB)/4, $0x3ab60b61
+DATA expconst<>+184(SB)/4, $0x3ab60b61
+DATA expconst<>+188(SB)/4, $0x3ab60b61
+DATA expconst<>+192(SB)/4, $0x3c088889
+DATA expconst<>+196(SB)/4, $0x3c088889
+DATA expconst<>+200(SB)/4, $0x3c088889
+DATA expconst<>+204(SB)/4, $0x3c088889
+DATA expconst<>+208(SB)/4, $0x3c088889
+DATA expconst<>+212(SB)/4, $0x3c088889
+DATA expconst<>+216(SB)/4, $0x3c088889
+DATA expconst<>+220(SB)/4, $0x3c088889
+DATA expconst<>+224(SB)/4, $0x3d2aaaab
+DATA expconst<>+228(SB)/4, $0x3d2aaaab
+DATA expconst<>+232(SB)/4, $0x3d2aaaab
+DATA expconst<>+236(SB)/4, $0x3d2aaaab
+DATA expconst<>+240(SB)/4, $0x3d2aaaab
+DATA expconst<>+244(SB)/4, $0x3d2aaaab
+DATA expconst<>+248(SB)/4, $0x3d2aaaab
+DATA expconst<>+252(SB)/4, $0x3d2aaaab
+DATA expconst<>+256(SB)/4, $0x3e2aaaab
+DATA expconst<>+260(SB)/4, $0x3e2aaaab
+DATA expconst<>+264(SB)/4, $0x3e2aaaab
+DATA expconst<>+268(SB)/4, $0x3e2aaaab
+DATA expconst<>+272(SB)/4, $0x3e2aaaab
+DATA expconst<>+276(SB)/4, $0x3e2aaaab
+DATA expconst<>+280(SB)/4, $0x3e2aaaab
+DATA expconst<>+284(SB)/4, $0x3e2aaaab
+DATA expconst<>+288(SB)/4, $0x3f000000
+DATA expconst<>+292(SB)/4, $0x3f000000
+DATA expconst<>+296(SB)/4, $0x3f000000
+DATA expconst<>+300(SB)/4, $0x3f000000
+DATA expconst<>+304(SB)/4, $0x3f000000
+DATA expconst<>+308(SB)/4, $0x3f000000
+DATA expconst<>+312(SB)/4, $0x3f000000
+DATA expconst<>+316(SB)/4, $0x3f000000
+DATA expconst<>+320(SB)/4, $0x3f800000
+DATA expconst<>+324(SB)/4, $0x3f800000
+DATA expconst<>+328(SB)/4, $0x3f800000
+DATA expconst<>+332(SB)/4, $0x3f800000
+DATA expconst<>+336(SB)/4, $0x3f800000
+DATA expconst<>+340(SB)/4, $0x3f800000
+DATA expconst<>+344(SB)/4, $0x3f800000
+DATA expconst<>+348(SB)/4, $0x3f800000
+DATA expconst<>+352(SB)/4, $0x0000007f
+DATA expconst<>+356(SB)/4, $0x0000007f
+DATA expconst<>+360(SB)/4, $0x0000007f
+DATA expconst<>+364(SB)/4, $0x0000007f
+DATA expconst<>+368(SB)/4, $0x0000007f
+DATA expconst<>+372(SB)/4, $0x0000007f
+DATA expconst<>+376(SB)/4, $0x0000007f
+DATA expconst<>+380(SB)/4, $0x0000007f
+GLOBL expconst<>(SB), RODATA|NOPTR, $384
+
+// func expScaleShiftSumAVX2(dst, src *float32, n int, scale, shift float32) float32
+//
+// dst[i] = exp(src[i]·scale - shift) for i < n (a multiple of 8); returns
+// the sum of dst, accumulated in 8 lanes, then lanes added pairwise.
+TEXT ·expScaleShiftSumAVX2(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS scale+24(FP), Y5
+	VBROADCASTSS shift+28(FP), Y6
+	VXORPS Y7, Y7, Y7
+	SHRQ $3, CX
+	JZ expsum_done
+expsum_loop:
+	VMOVUPS (SI), Y0
+	VFMSUB213PS Y6, Y5, Y0
+	VCMPPS $1, expconst<>+96(SB), Y0, Y3
+	VMAXPS expconst<>+96(SB), Y0, Y0
+	VMINPS expconst<>+128(SB), Y0, Y0
+	VMULPS expconst<>+0(SB), Y0, Y1
+	VROUNDPS $0, Y1, Y1
+	VFNMADD231PS expconst<>+32(SB), Y1, Y0
+	VFNMADD231PS expconst<>+64(SB), Y1, Y0
+	VMOVUPS expconst<>+160(SB), Y2
+	VFMADD213PS expconst<>+192(SB), Y0, Y2
+	VFMADD213PS expconst<>+224(SB), Y0, Y2
+	VFMADD213PS expconst<>+256(SB), Y0, Y2
+	VFMADD213PS expconst<>+288(SB), Y0, Y2
+	VFMADD213PS expconst<>+320(SB), Y0, Y2
+	VFMADD213PS expconst<>+320(SB), Y0, Y2
+	VCVTPS2DQ Y1, Y1
+	VPADDD expconst<>+352(SB), Y1, Y1
+	VPSLLD $23, Y1, Y1
+	VMULPS Y1, Y2, Y0
+	VANDNPS Y0, Y3, Y0
+	VMOVUPS Y0, (DI)
+	VADDPS Y0, Y7, Y7
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ expsum_loop
+expsum_done:
+	VEXTRACTF128 $1, Y7, X1
+	VADDPS X1, X7, X7
+	VHADDPS X7, X7, X7
+	VHADDPS X7, X7, X7
+	MOVSS X7, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func siluMulAVX2(gp, up *float32, n int)
+//
+// g[i] = g[i]·u[i] / (1 + exp(-g[i])) for i < n (a multiple of 8).
+TEXT ·siluMulAVX2(SB), NOSPLIT, $0-24
+	MOVQ gp+0(FP), DI
+	MOVQ up+8(FP), SI
+	MOVQ n+16(FP), CX
+	VXORPS Y6, Y6, Y6
+	SHRQ $3, CX
+	JZ silu_done
+silu_loop:
+	VMOVUPS (DI), Y4
+	VSUBPS Y4, Y6, Y0
+	VCMPPS $1, expconst<>+96(SB), Y0, Y3
+	VMAXPS expconst<>+96(SB), Y0, Y0
+	VMINPS expconst<>+128(SB), Y0, Y0
+	VMULPS expconst<>+0(SB), Y0, Y1
+	VROUNDPS $0, Y1, Y1
+	VFNMADD231PS expconst<>+32(SB), Y1, Y0
+	VFNMADD231PS expconst<>+64(SB), Y1, Y0
+	VMOVUPS expconst<>+160(SB), Y2
+	VFMADD213PS expconst<>+192(SB), Y0, Y2
+	VFMADD213PS expconst<>+224(SB), Y0, Y2
+	VFMADD213PS expconst<>+256(SB), Y0, Y2
+	VFMADD213PS expconst<>+288(SB), Y0, Y2
+	VFMADD213PS expconst<>+320(SB), Y0, Y2
+	VFMADD213PS expconst<>+320(SB), Y0, Y2
+	VCVTPS2DQ Y1, Y1
+	VPADDD expconst<>+352(SB), Y1, Y1
+	VPSLLD $23, Y1, Y1
+	VMULPS Y1, Y2, Y0
+	VANDNPS Y0, Y3, Y0
+	VADDPS expconst<>+320(SB), Y0, Y0
+	VMULPS (SI), Y4, Y4
+	VDIVPS Y0, Y4, Y4
+	VMOVUPS Y4, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ silu_loop
+silu_done:
+	VZEROUPPER
+	RET

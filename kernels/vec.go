@@ -1,0 +1,80 @@
+package kernels
+
+import "math"
+
+// VecVariant names the path of the element-wise kernels (ExpScaleShiftSum,
+// SiLUMul): "avx2" (8-lane asm loops, used whenever the GEMM runs an asm
+// micro-kernel) or "go".
+func VecVariant() string {
+	if vecAsm {
+		return "avx2"
+	}
+	return "go"
+}
+
+// Exp returns e^x in float32 by the vector kernels' algorithm: x = n·ln2 + r
+// (n rounded to nearest, ln2 split in two parts), e^r by its degree-6
+// Taylor polynomial, times 2^n. Below -87.33654 it returns 0, above 88 it
+// returns e^88; relative error about 3e-7 (tested against math.Exp).
+func Exp(x float32) float32 {
+	if !(x >= -87.33654) { // NaN lands here too
+		if x != x {
+			return x
+		}
+		return 0
+	}
+	x = min(x, 88)
+	const (
+		log2e = 1.44269504088896341
+		ln2hi = 0.693359375
+		ln2lo = -2.12194440e-4
+	)
+	n := float32(math.RoundToEven(float64(x * log2e)))
+	r := x - n*ln2hi - n*ln2lo
+	p := float32(1.0 / 720)
+	p = p*r + 1.0/120
+	p = p*r + 1.0/24
+	p = p*r + 1.0/6
+	p = p*r + 0.5
+	p = p*r + 1
+	p = p*r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// ExpScaleShiftSum sets dst[i] = e^(src[i]·scale - shift) for i <
+// len(src) and returns their sum (the softmax step: scores to unnormalized
+// probabilities). -Inf scores give 0. dst may alias src.
+func ExpScaleShiftSum(dst, src []float32, scale, shift float32) float32 {
+	dst = dst[:len(src)]
+	n8 := 0
+	var sum float32
+	if vecAsm {
+		n8 = len(src) &^ 7
+		if n8 > 0 {
+			sum = expScaleShiftSumAsm(dst[:n8], src[:n8], scale, shift)
+		}
+	}
+	for i := n8; i < len(src); i++ {
+		e := Exp(src[i]*scale - shift)
+		dst[i] = e
+		sum += e
+	}
+	return sum
+}
+
+// SiLUMul sets g[i] = silu(g[i])·u[i] = g[i]·u[i] / (1 + e^-g[i]), the
+// gated MLP's activation, in one pass.
+func SiLUMul(g, u []float32) {
+	u = u[:len(g)]
+	n8 := 0
+	if vecAsm {
+		n8 = len(g) &^ 7
+		if n8 > 0 {
+			siluMulAsm(g[:n8], u[:n8])
+		}
+	}
+	for i := n8; i < len(g); i++ {
+		x := g[i]
+		g[i] = x * u[i] / (1 + Exp(-x))
+	}
+}
