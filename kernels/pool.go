@@ -14,6 +14,11 @@ import (
 var (
 	sem        = make(chan struct{}, runtime.GOMAXPROCS(0))
 	maxThreads atomic.Int64
+
+	// running counts goroutines working inside parallelFor; maxRunning is
+	// its high-water mark (tests check it never exceeds the pool), and
+	// lastThreads is how many tokens the latest call held (itself included).
+	running, maxRunning, lastThreads atomic.Int64
 )
 
 func init() { maxThreads.Store(int64(cap(sem))) }
@@ -41,6 +46,14 @@ func parallelFor(tasks int, fn func(t int, sc *scratch)) {
 	defer func() { <-sem }()
 	var next atomic.Int64
 	work := func() {
+		r := running.Add(1)
+		for {
+			m := maxRunning.Load()
+			if r <= m || maxRunning.CompareAndSwap(m, r) {
+				break
+			}
+		}
+		defer running.Add(-1)
 		sc := scratchPool.Get().(*scratch)
 		for {
 			t := int(next.Add(1) - 1)
@@ -53,10 +66,12 @@ func parallelFor(tasks int, fn func(t int, sc *scratch)) {
 	}
 	var wg sync.WaitGroup
 	helpers := min(tasks, Threads()) - 1
+	held := 1
 spawn:
 	for range helpers {
 		select {
 		case sem <- struct{}{}:
+			held++
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -64,9 +79,10 @@ spawn:
 				work()
 			}()
 		default:
-			break spawn
+			break spawn // all busy: the caller goes on with fewer threads
 		}
 	}
+	lastThreads.Store(int64(held))
 	work()
 	wg.Wait()
 }
