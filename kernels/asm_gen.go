@@ -330,6 +330,40 @@ TEXT ·expScaleShiftSumAVX2(SB), NOSPLIT, $0-36
 	p("RET")
 
 	out.WriteString(`
+// func maxAVX2(x *float32, n int) float32
+//
+// The largest of x[0:n] (n a positive multiple of 32), by VMAXPS in 4x8
+// lanes.
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+`)
+	p("MOVQ x+0(FP), SI")
+	p("MOVQ n+8(FP), CX")
+	p("VMOVUPS (SI), Y0")
+	p("VMOVUPS Y0, Y1")
+	p("VMOVUPS Y0, Y2")
+	p("VMOVUPS Y0, Y3")
+	p("SHRQ $5, CX")
+	label("max_loop")
+	for i := 0; i < 4; i++ {
+		p("VMAXPS %d(SI), Y%d, Y%d", 32*i, i, i)
+	}
+	p("ADDQ $128, SI")
+	p("DECQ CX")
+	p("JNZ max_loop")
+	p("VMAXPS Y1, Y0, Y0")
+	p("VMAXPS Y3, Y2, Y2")
+	p("VMAXPS Y2, Y0, Y0")
+	p("VEXTRACTF128 $1, Y0, X1")
+	p("VMAXPS X1, X0, X0")
+	p("VPERMILPS $0x4e, X0, X1")
+	p("VMAXPS X1, X0, X0")
+	p("VPERMILPS $0xb1, X0, X1")
+	p("VMAXPS X1, X0, X0")
+	p("MOVSS X0, ret+16(FP)")
+	p("VZEROUPPER")
+	p("RET")
+
+	out.WriteString(`
 // func siluMulAVX2(gp, up *float32, n int)
 //
 // g[i] = g[i]·u[i] / (1 + exp(-g[i])) for i < n (a multiple of 8).

@@ -26,6 +26,7 @@ var (
 func available() []*microKernel {
 	var ks []*microKernel
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		kernAVX512.narrow, kernAVX512.narrowN = kernAVX2, 16
 		ks = append(ks, kernAVX512)
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
@@ -63,3 +64,8 @@ func expScaleShiftSumAsm(dst, src []float32, scale, shift float32) float32 {
 }
 
 func siluMulAsm(g, u []float32) { siluMulAVX2(&g[0], &u[0], len(g)) }
+
+//go:noescape
+func maxAVX2(x *float32, n int) float32
+
+func maxAsm(x []float32) float32 { return maxAVX2(&x[0], len(x)) }

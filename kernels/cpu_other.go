@@ -11,3 +11,5 @@ const vecAsm = false
 func expScaleShiftSumAsm(dst, src []float32, scale, shift float32) float32 { panic("no asm") }
 
 func siluMulAsm(g, u []float32) { panic("no asm") }
+
+func maxAsm(x []float32) float32 { panic("no asm") }

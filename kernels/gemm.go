@@ -24,6 +24,20 @@ type microKernel struct {
 	// packT, if set, packs a full sliver of B = srcᵀ for the first k8
 	// (a multiple of 8) values of k: dst[q*nr+j] = src[j*ldb+q].
 	packT func(k8 int, src *float32, ldb int, dst *float32, nr int)
+	// narrow, if set, runs products with at most narrowN columns, which
+	// would leave most of this kernel's tile empty (attention's P·V with a
+	// small head_dim). The choice depends on the columns only, so rows stay
+	// invariant.
+	narrow  *microKernel
+	narrowN int
+}
+
+// forCols returns the micro-kernel for a product with n columns.
+func (k *microKernel) forCols(n int) *microKernel {
+	if k.narrow != nil && n <= k.narrowN {
+		return k.narrow
+	}
+	return k
 }
 
 var (
@@ -43,7 +57,8 @@ func chooseKernel(name string) *microKernel {
 }
 
 // Variant names the micro-kernel every GEMM of this process runs: "avx512",
-// "avx2" or "go".
+// "avx2" or "go". With avx512, products of at most 16 columns run the avx2
+// kernel (16 wide instead of 64).
 func Variant() string { return active.name }
 
 // Variants lists the micro-kernels this machine can run, fastest first.
@@ -86,6 +101,7 @@ func Pack(b []float32, k, n, ldb int) *PackedB {
 
 func packWith(kern *microKernel, transB bool, k, n int, b []float32, ldb int) *PackedB {
 	checkB(transB, k, n, b, ldb)
+	kern = kern.forCols(n)
 	nr := kern.nr
 	nt := (n + nr - 1) / nr
 	p := &PackedB{K: k, N: n, kern: kern, data: make([]float32, nt*nr*k)}
@@ -225,6 +241,7 @@ func gemmWith(kern *microKernel, serial, transA, transB bool, m, n, k int, a []f
 		}
 		return
 	}
+	kern = kern.forCols(n)
 	nr := kern.nr
 	nt := (n + nr - 1) / nr
 	need := nt * nr * k

@@ -801,6 +801,39 @@ expsum_done:
 	VZEROUPPER
 	RET
 
+// func maxAVX2(x *float32, n int) float32
+//
+// The largest of x[0:n] (n a positive multiple of 32), by VMAXPS in 4x8
+// lanes.
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS (SI), Y0
+	VMOVUPS Y0, Y1
+	VMOVUPS Y0, Y2
+	VMOVUPS Y0, Y3
+	SHRQ $5, CX
+max_loop:
+	VMAXPS 0(SI), Y0, Y0
+	VMAXPS 32(SI), Y1, Y1
+	VMAXPS 64(SI), Y2, Y2
+	VMAXPS 96(SI), Y3, Y3
+	ADDQ $128, SI
+	DECQ CX
+	JNZ max_loop
+	VMAXPS Y1, Y0, Y0
+	VMAXPS Y3, Y2, Y2
+	VMAXPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	MOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
 // func siluMulAVX2(gp, up *float32, n int)
 //
 // g[i] = g[i]·u[i] / (1 + exp(-g[i])) for i < n (a multiple of 8).

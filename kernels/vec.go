@@ -3,7 +3,7 @@ package kernels
 import "math"
 
 // VecVariant names the path of the element-wise kernels (ExpScaleShiftSum,
-// SiLUMul): "avx2" (8-lane asm loops, used whenever the GEMM runs an asm
+// SiLUMul, Max): "avx2" (8-lane asm loops, used whenever the GEMM runs an asm
 // micro-kernel) or "go".
 func VecVariant() string {
 	if vecAsm {
@@ -77,4 +77,23 @@ func SiLUMul(g, u []float32) {
 		x := g[i]
 		g[i] = x * u[i] / (1 + Exp(-x))
 	}
+}
+
+// Max returns the largest value of x (-Inf if x is empty). NaNs are not
+// handled specially (the engine's scores have none).
+func Max(x []float32) float32 {
+	m := float32(math.Inf(-1))
+	n32 := 0
+	if vecAsm {
+		n32 = len(x) &^ 31
+		if n32 > 0 {
+			m = maxAsm(x[:n32])
+		}
+	}
+	for _, v := range x[n32:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
 }

@@ -95,3 +95,22 @@ func TestExpGo(t *testing.T) {
 		checkExp(t, "Exp", float64(float32(x)), Exp(float32(x)))
 	}
 }
+
+func TestMax(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 7))
+	for _, n := range []int{0, 1, 31, 32, 33, 100, 1000} {
+		x := make([]float32, n)
+		want := float32(math.Inf(-1))
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+			want = max(want, x[i])
+		}
+		if n > 40 {
+			x[37] = 50 // in the asm part
+			want = 50
+		}
+		if got := Max(x); got != want {
+			t.Fatalf("n %d: Max = %v, want %v", n, got, want)
+		}
+	}
+}

@@ -390,18 +390,11 @@ func (b *decoderBlock) attnTile(tk attnTask, q, k, v, out []float32, sc *attnScr
 				clear(row) // no key of this tile: p = 0, m and l unchanged
 				continue
 			}
-			for c := 0; c < c0; c++ {
-				row[c] = negInf
-			}
-			for c := c1; c < span; c++ {
-				row[c] = negInf
-			}
-			mx := negInf
-			for _, x := range row[c0:c1] {
-				mx = max(mx, x)
-			}
-			mNew := max(m[i], mx*scale)
-			sum := kernels.ExpScaleShiftSum(row, row, scale, mNew)
+			mNew := max(m[i], kernels.Max(row[c0:c1])*scale)
+			// Keys outside the causal (and window) range get p = 0.
+			clear(row[:c0])
+			clear(row[c1:])
+			sum := kernels.ExpScaleShiftSum(row[c0:c1], row[c0:c1], scale, mNew)
 			alpha := kernels.Exp(m[i] - mNew) // 0 on the first tile (m = -inf)
 			l[i] = l[i]*alpha + sum
 			m[i] = mNew
