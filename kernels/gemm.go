@@ -89,7 +89,8 @@ type PackedB struct {
 	data []float32
 }
 
-// PackT packs B = wᵀ, w being [n, k] row-major (a weight stored [out, in]).
+// PackT packs B = wᵀ, w being [n, k] row-major (a weight stored [out, in]),
+// on the pool's threads.
 func PackT(w []float32, n, k int) *PackedB {
 	return packWith(active, true, k, n, w, k)
 }
@@ -105,7 +106,10 @@ func packWith(kern *microKernel, transB bool, k, n int, b []float32, ldb int) *P
 	nr := kern.nr
 	nt := (n + nr - 1) / nr
 	p := &PackedB{K: k, N: n, kern: kern, data: make([]float32, nt*nr*k)}
-	p.pack(transB, b, ldb, 0, nt, true)
+	chunks := min(nt, 4*Threads())
+	ParallelFor(chunks, func(t int) {
+		p.pack(transB, b, ldb, t*nt/chunks, (t+1)*nt/chunks, true)
+	})
 	return p
 }
 
