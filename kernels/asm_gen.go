@@ -240,18 +240,20 @@ var expConsts = []struct {
 	name string
 	bits uint32
 }{
-	{"log2e", 0x3fb8aa3b}, // 1.442695
-	{"ln2hi", 0x3f318000}, // 0.693359375
-	{"ln2lo", 0xb95e8083}, // -2.12194440e-4
-	{"lo", 0xc2aeac50},    // -87.33654: below, exp is taken as 0
-	{"hi", 0x42b00000},    // 88: above, clamped
-	{"c6", 0x3ab60b61},    // 1/720
-	{"c5", 0x3c088889},    // 1/120
-	{"c4", 0x3d2aaaab},    // 1/24
-	{"c3", 0x3e2aaaab},    // 1/6
-	{"half", 0x3f000000},  // 1/2
-	{"one", 0x3f800000},   // 1
-	{"bias", 127},         // exponent bias (int32)
+	{"log2e", 0x3fb8aa3b},    // 1.442695
+	{"ln2hi", 0x3f318000},    // 0.693359375
+	{"ln2lo", 0xb95e8083},    // -2.12194440e-4
+	{"lo", 0xc2aeac50},       // -87.33654: below, exp is taken as 0
+	{"hi", 0x42b00000},       // 88: above, clamped
+	{"c6", 0x3ab60b61},       // 1/720
+	{"c5", 0x3c088889},       // 1/120
+	{"c4", 0x3d2aaaab},       // 1/24
+	{"c3", 0x3e2aaaab},       // 1/6
+	{"half", 0x3f000000},     // 1/2
+	{"one", 0x3f800000},      // 1
+	{"bias", 127},            // exponent bias (int32)
+	{"gelu_k", 0x3d372713},   // 0.044715
+	{"gelu_m2c", 0xbfcc422a}, // -2·sqrt(2/pi)
 }
 
 func expConst(name string) string {
@@ -326,6 +328,148 @@ TEXT ·expScaleShiftSumAVX2(SB), NOSPLIT, $0-36
 	p("VHADDPS X7, X7, X7")
 	p("VHADDPS X7, X7, X7")
 	p("MOVSS X7, ret+32(FP)")
+	p("VZEROUPPER")
+	p("RET")
+
+	out.WriteString(`
+// func addSumSqAVX2(x, o *float32, n int, add int) float64
+//
+// If add != 0, x[i] += o[i]; returns the sum of x[i]² (the new x), each
+// square and sum in float64, in 2x4 lanes added at the end. n is a multiple
+// of 8.
+TEXT ·addSumSqAVX2(SB), NOSPLIT, $0-40
+`)
+	p("MOVQ x+0(FP), DI")
+	p("MOVQ o+8(FP), SI")
+	p("MOVQ n+16(FP), CX")
+	p("MOVQ add+24(FP), DX")
+	p("VXORPD Y4, Y4, Y4")
+	p("VXORPD Y5, Y5, Y5")
+	p("SHRQ $3, CX")
+	p("JZ sumsq_done")
+	label("sumsq_loop")
+	p("VMOVUPS (DI), Y0")
+	p("TESTQ DX, DX")
+	p("JZ sumsq_noadd")
+	p("VADDPS (SI), Y0, Y0")
+	p("VMOVUPS Y0, (DI)")
+	label("sumsq_noadd")
+	p("VCVTPS2PD X0, Y1")
+	p("VEXTRACTF128 $1, Y0, X2")
+	p("VCVTPS2PD X2, Y2")
+	p("VFMADD231PD Y1, Y1, Y4")
+	p("VFMADD231PD Y2, Y2, Y5")
+	p("ADDQ $32, DI")
+	p("ADDQ $32, SI")
+	p("DECQ CX")
+	p("JNZ sumsq_loop")
+	label("sumsq_done")
+	p("VADDPD Y5, Y4, Y4")
+	p("VEXTRACTF128 $1, Y4, X5")
+	p("VADDPD X5, X4, X4")
+	p("VHADDPD X4, X4, X4")
+	p("MOVSD X4, ret+32(FP)")
+	p("VZEROUPPER")
+	p("RET")
+
+	out.WriteString(`
+// func scaleMulAVX2(out, x, w *float32, n int, inv float32, onePlus int)
+//
+// out[i] = (x[i]·inv)·w[i], or (x[i]·inv)·(1+w[i]) if onePlus != 0; n a
+// multiple of 8. Rounds exactly like the scalar expression.
+TEXT ·scaleMulAVX2(SB), NOSPLIT, $0-48
+`)
+	p("MOVQ out+0(FP), DI")
+	p("MOVQ x+8(FP), SI")
+	p("MOVQ w+16(FP), BX")
+	p("MOVQ n+24(FP), CX")
+	p("VBROADCASTSS inv+32(FP), Y3")
+	p("MOVQ onePlus+40(FP), DX")
+	p("VMOVUPS %s, Y4", expConst("one"))
+	p("SHRQ $3, CX")
+	p("JZ scale_done")
+	label("scale_loop")
+	p("VMULPS (SI), Y3, Y0")
+	p("VMOVUPS (BX), Y1")
+	p("TESTQ DX, DX")
+	p("JZ scale_plain")
+	p("VADDPS Y4, Y1, Y1")
+	label("scale_plain")
+	p("VMULPS Y1, Y0, Y0")
+	p("VMOVUPS Y0, (DI)")
+	p("ADDQ $32, DI")
+	p("ADDQ $32, SI")
+	p("ADDQ $32, BX")
+	p("DECQ CX")
+	p("JNZ scale_loop")
+	label("scale_done")
+	p("VZEROUPPER")
+	p("RET")
+
+	out.WriteString(`
+// func ropeHalfAVX2(a, b, c, s *float32, n int)
+//
+// (a[i], b[i]) = (a[i]·c[i] - b[i]·s[i], b[i]·c[i] + a[i]·s[i]) for i < n (a
+// multiple of 8): RoPE on the pairs (i, i+hd/2) of one head.
+TEXT ·ropeHalfAVX2(SB), NOSPLIT, $0-40
+`)
+	p("MOVQ a+0(FP), DI")
+	p("MOVQ b+8(FP), SI")
+	p("MOVQ c+16(FP), BX")
+	p("MOVQ s+24(FP), DX")
+	p("MOVQ n+32(FP), CX")
+	p("SHRQ $3, CX")
+	p("JZ rope_done")
+	label("rope_loop")
+	p("VMOVUPS (DI), Y0")       // a
+	p("VMOVUPS (SI), Y1")       // b
+	p("VMOVUPS (BX), Y2")       // c
+	p("VMOVUPS (DX), Y3")       // s
+	p("VMULPS Y3, Y1, Y4")      // b·s
+	p("VMULPS Y3, Y0, Y5")      // a·s
+	p("VFMSUB231PS Y2, Y0, Y4") // a·c - b·s
+	p("VFMADD231PS Y2, Y1, Y5") // b·c + a·s
+	p("VMOVUPS Y4, (DI)")
+	p("VMOVUPS Y5, (SI)")
+	p("ADDQ $32, DI")
+	p("ADDQ $32, SI")
+	p("ADDQ $32, BX")
+	p("ADDQ $32, DX")
+	p("DECQ CX")
+	p("JNZ rope_loop")
+	label("rope_done")
+	p("VZEROUPPER")
+	p("RET")
+
+	out.WriteString(`
+// func geluTanhMulAVX2(gp, up *float32, n int)
+//
+// g[i] = gelu_tanh(g[i])·u[i] for i < n (a multiple of 8), using
+// 0.5·x·(1+tanh(y)) = x / (1 + exp(-2y)), y = sqrt(2/pi)·(x + 0.044715·x³).
+TEXT ·geluTanhMulAVX2(SB), NOSPLIT, $0-24
+`)
+	p("MOVQ gp+0(FP), DI")
+	p("MOVQ up+8(FP), SI")
+	p("MOVQ n+16(FP), CX")
+	p("SHRQ $3, CX")
+	p("JZ gelu_done")
+	label("gelu_loop")
+	p("VMOVUPS (DI), Y4")
+	p("VMULPS Y4, Y4, Y0")
+	p("VMULPS %s, Y0, Y0", expConst("gelu_k"))
+	p("VADDPS %s, Y0, Y0", expConst("one"))
+	p("VMULPS Y4, Y0, Y0")
+	p("VMULPS %s, Y0, Y0", expConst("gelu_m2c"))
+	expY(0, 1, 2, 3)
+	p("VADDPS %s, Y0, Y0", expConst("one"))
+	p("VMULPS (SI), Y4, Y4")
+	p("VDIVPS Y0, Y4, Y4")
+	p("VMOVUPS Y4, (DI)")
+	p("ADDQ $32, SI")
+	p("ADDQ $32, DI")
+	p("DECQ CX")
+	p("JNZ gelu_loop")
+	label("gelu_done")
 	p("VZEROUPPER")
 	p("RET")
 

@@ -69,3 +69,34 @@ func siluMulAsm(g, u []float32) { siluMulAVX2(&g[0], &u[0], len(g)) }
 func maxAVX2(x *float32, n int) float32
 
 func maxAsm(x []float32) float32 { return maxAVX2(&x[0], len(x)) }
+
+//go:noescape
+func addSumSqAVX2(x, o *float32, n int, add int) float64
+
+//go:noescape
+func scaleMulAVX2(out, x, w *float32, n int, inv float32, onePlus int)
+
+//go:noescape
+func ropeHalfAVX2(a, b, c, s *float32, n int)
+
+func addSumSqAsm(x, o []float32) float64 {
+	if o == nil {
+		return addSumSqAVX2(&x[0], &x[0], len(x), 0)
+	}
+	return addSumSqAVX2(&x[0], &o[0], len(x), 1)
+}
+
+func scaleMulAsm(out, x, w []float32, inv float32, onePlus bool) {
+	op := 0
+	if onePlus {
+		op = 1
+	}
+	scaleMulAVX2(&out[0], &x[0], &w[0], len(x), inv, op)
+}
+
+func ropeHalfAsm(a, b, c, s []float32) { ropeHalfAVX2(&a[0], &b[0], &c[0], &s[0], len(a)) }
+
+//go:noescape
+func geluTanhMulAVX2(gp, up *float32, n int)
+
+func geluTanhMulAsm(g, u []float32) { geluTanhMulAVX2(&g[0], &u[0], len(g)) }

@@ -749,7 +749,23 @@ DATA expconst<>+368(SB)/4, $0x0000007f
 DATA expconst<>+372(SB)/4, $0x0000007f
 DATA expconst<>+376(SB)/4, $0x0000007f
 DATA expconst<>+380(SB)/4, $0x0000007f
-GLOBL expconst<>(SB), RODATA|NOPTR, $384
+DATA expconst<>+384(SB)/4, $0x3d372713
+DATA expconst<>+388(SB)/4, $0x3d372713
+DATA expconst<>+392(SB)/4, $0x3d372713
+DATA expconst<>+396(SB)/4, $0x3d372713
+DATA expconst<>+400(SB)/4, $0x3d372713
+DATA expconst<>+404(SB)/4, $0x3d372713
+DATA expconst<>+408(SB)/4, $0x3d372713
+DATA expconst<>+412(SB)/4, $0x3d372713
+DATA expconst<>+416(SB)/4, $0xbfcc422a
+DATA expconst<>+420(SB)/4, $0xbfcc422a
+DATA expconst<>+424(SB)/4, $0xbfcc422a
+DATA expconst<>+428(SB)/4, $0xbfcc422a
+DATA expconst<>+432(SB)/4, $0xbfcc422a
+DATA expconst<>+436(SB)/4, $0xbfcc422a
+DATA expconst<>+440(SB)/4, $0xbfcc422a
+DATA expconst<>+444(SB)/4, $0xbfcc422a
+GLOBL expconst<>(SB), RODATA|NOPTR, $448
 
 // func expScaleShiftSumAVX2(dst, src *float32, n int, scale, shift float32) float32
 //
@@ -798,6 +814,158 @@ expsum_done:
 	VHADDPS X7, X7, X7
 	VHADDPS X7, X7, X7
 	MOVSS X7, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func addSumSqAVX2(x, o *float32, n int, add int) float64
+//
+// If add != 0, x[i] += o[i]; returns the sum of x[i]² (the new x), each
+// square and sum in float64, in 2x4 lanes added at the end. n is a multiple
+// of 8.
+TEXT ·addSumSqAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), DI
+	MOVQ o+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ add+24(FP), DX
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	SHRQ $3, CX
+	JZ sumsq_done
+sumsq_loop:
+	VMOVUPS (DI), Y0
+	TESTQ DX, DX
+	JZ sumsq_noadd
+	VADDPS (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+sumsq_noadd:
+	VCVTPS2PD X0, Y1
+	VEXTRACTF128 $1, Y0, X2
+	VCVTPS2PD X2, Y2
+	VFMADD231PD Y1, Y1, Y4
+	VFMADD231PD Y2, Y2, Y5
+	ADDQ $32, DI
+	ADDQ $32, SI
+	DECQ CX
+	JNZ sumsq_loop
+sumsq_done:
+	VADDPD Y5, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPD X5, X4, X4
+	VHADDPD X4, X4, X4
+	MOVSD X4, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func scaleMulAVX2(out, x, w *float32, n int, inv float32, onePlus int)
+//
+// out[i] = (x[i]·inv)·w[i], or (x[i]·inv)·(1+w[i]) if onePlus != 0; n a
+// multiple of 8. Rounds exactly like the scalar expression.
+TEXT ·scaleMulAVX2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ w+16(FP), BX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS inv+32(FP), Y3
+	MOVQ onePlus+40(FP), DX
+	VMOVUPS expconst<>+320(SB), Y4
+	SHRQ $3, CX
+	JZ scale_done
+scale_loop:
+	VMULPS (SI), Y3, Y0
+	VMOVUPS (BX), Y1
+	TESTQ DX, DX
+	JZ scale_plain
+	VADDPS Y4, Y1, Y1
+scale_plain:
+	VMULPS Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, BX
+	DECQ CX
+	JNZ scale_loop
+scale_done:
+	VZEROUPPER
+	RET
+
+// func ropeHalfAVX2(a, b, c, s *float32, n int)
+//
+// (a[i], b[i]) = (a[i]·c[i] - b[i]·s[i], b[i]·c[i] + a[i]·s[i]) for i < n (a
+// multiple of 8): RoPE on the pairs (i, i+hd/2) of one head.
+TEXT ·ropeHalfAVX2(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ c+16(FP), BX
+	MOVQ s+24(FP), DX
+	MOVQ n+32(FP), CX
+	SHRQ $3, CX
+	JZ rope_done
+rope_loop:
+	VMOVUPS (DI), Y0
+	VMOVUPS (SI), Y1
+	VMOVUPS (BX), Y2
+	VMOVUPS (DX), Y3
+	VMULPS Y3, Y1, Y4
+	VMULPS Y3, Y0, Y5
+	VFMSUB231PS Y2, Y0, Y4
+	VFMADD231PS Y2, Y1, Y5
+	VMOVUPS Y4, (DI)
+	VMOVUPS Y5, (SI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, BX
+	ADDQ $32, DX
+	DECQ CX
+	JNZ rope_loop
+rope_done:
+	VZEROUPPER
+	RET
+
+// func geluTanhMulAVX2(gp, up *float32, n int)
+//
+// g[i] = gelu_tanh(g[i])·u[i] for i < n (a multiple of 8), using
+// 0.5·x·(1+tanh(y)) = x / (1 + exp(-2y)), y = sqrt(2/pi)·(x + 0.044715·x³).
+TEXT ·geluTanhMulAVX2(SB), NOSPLIT, $0-24
+	MOVQ gp+0(FP), DI
+	MOVQ up+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ gelu_done
+gelu_loop:
+	VMOVUPS (DI), Y4
+	VMULPS Y4, Y4, Y0
+	VMULPS expconst<>+384(SB), Y0, Y0
+	VADDPS expconst<>+320(SB), Y0, Y0
+	VMULPS Y4, Y0, Y0
+	VMULPS expconst<>+416(SB), Y0, Y0
+	VCMPPS $1, expconst<>+96(SB), Y0, Y3
+	VMAXPS expconst<>+96(SB), Y0, Y0
+	VMINPS expconst<>+128(SB), Y0, Y0
+	VMULPS expconst<>+0(SB), Y0, Y1
+	VROUNDPS $0, Y1, Y1
+	VFNMADD231PS expconst<>+32(SB), Y1, Y0
+	VFNMADD231PS expconst<>+64(SB), Y1, Y0
+	VMOVUPS expconst<>+160(SB), Y2
+	VFMADD213PS expconst<>+192(SB), Y0, Y2
+	VFMADD213PS expconst<>+224(SB), Y0, Y2
+	VFMADD213PS expconst<>+256(SB), Y0, Y2
+	VFMADD213PS expconst<>+288(SB), Y0, Y2
+	VFMADD213PS expconst<>+320(SB), Y0, Y2
+	VFMADD213PS expconst<>+320(SB), Y0, Y2
+	VCVTPS2DQ Y1, Y1
+	VPADDD expconst<>+352(SB), Y1, Y1
+	VPSLLD $23, Y1, Y1
+	VMULPS Y1, Y2, Y0
+	VANDNPS Y0, Y3, Y0
+	VADDPS expconst<>+320(SB), Y0, Y0
+	VMULPS (SI), Y4, Y4
+	VDIVPS Y0, Y4, Y4
+	VMOVUPS Y4, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ gelu_loop
+gelu_done:
 	VZEROUPPER
 	RET
 

@@ -252,12 +252,10 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 		rmsNorm(o, o, n, d, b.w.PostAttnNorm, eps, b.f.onePlusNorm)
 		m.Elementwise(2 * rowBytes)
 	}
-	for i, x := range o {
-		st.X[i] += x
-	}
+	// The residual add and the MLP's norm in one pass over the rows; the
+	// charges are those of the two steps.
+	addRMSNorm(h, st.X, o, n, d, b.w.FFNNorm, eps, b.f.onePlusNorm)
 	m.Elementwise(3 * rowBytes)
-
-	rmsNorm(h, st.X, n, d, b.w.FFNNorm, eps, b.f.onePlusNorm)
 	m.Elementwise(2 * rowBytes)
 	hid := b.w.Gate.OutDim()
 	g := st.buf("g", n*hid)
@@ -269,9 +267,7 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 		return fmt.Errorf("layer %d: w_up: %w", b.layer, err)
 	}
 	if b.f.act == ActGELUTanh {
-		for i, x := range g {
-			g[i] = geluTanh(x) * u[i]
-		}
+		kernels.GELUTanhMul(g, u)
 	} else {
 		kernels.SiLUMul(g, u)
 	}
@@ -283,9 +279,7 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 		rmsNorm(o, o, n, d, b.w.PostFFNNorm, eps, b.f.onePlusNorm)
 		m.Elementwise(2 * rowBytes)
 	}
-	for i, x := range o {
-		st.X[i] += x
-	}
+	addResidual(st.X, o)
 	m.Elementwise(3 * rowBytes)
 	return nil
 }
