@@ -91,3 +91,23 @@ func BenchmarkSgemm(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTensorWrapper: the cost of going through tensor.MatMul (MatMulT)
+// rather than calling the kernel, on a product small enough (4x16x16) that
+// the wrapper shows.
+func BenchmarkTensorWrapper(b *testing.B) {
+	const n, k, m = 4, 16, 16
+	x, w, out := make([]float32, n*k), make([]float32, m*k), make([]float32, n*m)
+	b.Run("path=tensor.MatMul", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := MatMulT(x, n, k, w, m, out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("path=kernels.Gemm", func(b *testing.B) {
+		for b.Loop() {
+			kernels.Gemm(false, true, n, m, k, x, k, w, k, out, m, false)
+		}
+	})
+}

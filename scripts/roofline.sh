@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-/dev/stdout}"
+have_openblas() { ls /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null | grep -q .; }
 {
 	echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "== roofline (go run ./cmd/roofline)"
@@ -21,14 +22,14 @@ out="${1:-/dev/stdout}"
 	go test ./kernels -run '^$' -bench 'FMAPeak|MicroKernel' -count 3
 	echo "== go test ./model -bench Sgemm (default build)"
 	go test ./model -run '^$' -bench Sgemm -benchtime 2s
-	if ls /usr/include/*/cblas.h /usr/include/cblas.h >/dev/null 2>&1; then
+	if have_openblas; then
 		echo "== the same with -tags openblas"
 		CGO_LDFLAGS=-lopenblas go test -tags openblas ./model -run '^$' -bench 'Sgemm/.*impl=openblas' -benchtime 2s
 	fi
 	echo "== go test ./tp -bench Prefill (default build)"
 	go test ./tp -run '^$' -bench 'PrefillStories' -benchtime 20x -count 3
 	go test ./tp -run '^$' -bench 'PrefillLlama110M' -benchtime 3x -count 2 -timeout 30m
-	if ls /usr/include/*/cblas.h /usr/include/cblas.h >/dev/null 2>&1; then
+	if have_openblas; then
 		echo "== the same with -tags openblas"
 		CGO_LDFLAGS=-lopenblas go test -tags openblas ./tp -run '^$' -bench 'PrefillStories' -benchtime 20x -count 3
 		CGO_LDFLAGS=-lopenblas go test -tags openblas ./tp -run '^$' -bench 'PrefillLlama110M/tp=1' -benchtime 3x -count 2 -timeout 30m
