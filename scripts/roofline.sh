@@ -24,7 +24,7 @@ have_openblas() { ls /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null | g
 	go test ./model -run '^$' -bench Sgemm -benchtime 2s
 	if have_openblas; then
 		echo "== the same with -tags openblas"
-		CGO_LDFLAGS=-lopenblas go test -tags openblas ./model -run '^$' -bench 'Sgemm/.*impl=openblas' -benchtime 2s
+		CGO_LDFLAGS=-lopenblas go test -tags openblas ./model -run '^$' -bench 'Sgemm/.*/impl=openblas' -benchtime 2s
 	fi
 	echo "== go test ./tp -bench Prefill (default build)"
 	go test ./tp -run '^$' -bench 'PrefillStories' -benchtime 20x -count 3
