@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-/dev/stdout}"
-have_openblas() { ls /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null | grep -q .; }
+have_openblas() { [ -e /usr/include/cblas.h ] || compgen -G '/usr/include/*/cblas.h' >/dev/null; }
 {
 	echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "== roofline (go run ./cmd/roofline)"
