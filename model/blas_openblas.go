@@ -12,7 +12,8 @@ import (
 	"gorgonia.org/gorgonia"
 )
 
-// BLAS names the BLAS behind every matrix product of this build.
+// BLAS names the BLAS behind the linear layers and the LM head of this
+// build; attention tiles run on the kernels package in every build.
 const BLAS = "openblas"
 
 // With the openblas build tag, OpenBLAS (through gonum's netlib cgo binding)
@@ -22,4 +23,13 @@ const BLAS = "openblas"
 func init() {
 	C.openblas_set_num_threads(1)
 	gorgonia.Use(netlib.Implementation{})
+}
+
+// setOpenBLASThreads sets OpenBLAS's thread count (benchmarks compare one
+// and all cores; the engine runs one).
+func setOpenBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
+
+// mulT goes through the tensor engine, and so through OpenBLAS.
+func (w *Weight) mulT(x []float32, n int, out []float32) (float64, error) {
+	return MatMulT(x, n, w.In, w.Data, w.Out, out)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
+
+	"github.com/equarx/equarx/kernels"
 )
 
 // Linear maps each of n rows of x (width InDim) to a row of out (width
@@ -243,11 +246,9 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 	if b.f.sandwich {
 		rmsNorm(o, o, n, d, b.w.PostAttnNorm, eps, b.f.onePlusNorm)
 	}
-	for i, x := range o {
-		st.X[i] += x
-	}
-
-	rmsNorm(h, st.X, n, d, b.w.FFNNorm, eps, b.f.onePlusNorm)
+	// The residual add and the MLP's norm in one pass over the rows (the
+	// simulated clock charges the two steps as the TPU model prices them).
+	addRMSNorm(h, st.X, o, n, d, b.w.FFNNorm, eps, b.f.onePlusNorm)
 	hid := b.w.Gate.OutDim()
 	g := st.buf("g", n*hid)
 	u := st.buf("u", n*hid)
@@ -258,13 +259,9 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 		return fmt.Errorf("layer %d: w_up: %w", b.layer, err)
 	}
 	if b.f.act == ActGELUTanh {
-		for i, x := range g {
-			g[i] = geluTanh(x) * u[i]
-		}
+		kernels.GELUTanhMul(g, u)
 	} else {
-		for i, x := range g {
-			g[i] = silu(x) * u[i]
-		}
+		kernels.SiLUMul(g, u)
 	}
 	m.Charge(mlpOps...) // before w_down and its AllReduce
 	if err := b.w.Down.Forward(ctx, g, n, o); err != nil {
@@ -273,113 +270,134 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 	if b.f.sandwich {
 		rmsNorm(o, o, n, d, b.w.PostFFNNorm, eps, b.f.onePlusNorm)
 	}
-	for i, x := range o {
-		st.X[i] += x
-	}
+	addResidual(st.X, o)
 	m.Charge(closeOps...)
 	return nil
 }
 
-// attnBlockRows is how many query rows attention scores at once.
-const attnBlockRows = 128
+// Attention tiles: a task is one query head and a block of attnQBlock query
+// rows of one sequence; it walks the keys it may see in tiles of attnKTile.
+const (
+	attnQBlock = 128
+	attnKTile  = 128
+)
+
+// attnScratch is one task's space: a tile of scores and the running max
+// and sum of each query row.
+type attnScratch struct {
+	s    []float32
+	m, l []float32
+}
+
+var attnPool = sync.Pool{New: func() any {
+	return &attnScratch{s: make([]float32, attnQBlock*attnKTile), m: make([]float32, attnQBlock), l: make([]float32, attnQBlock)}
+}}
+
+type attnTask struct{ s0, j, a, e int }
 
 // attention computes causal (optionally sliding-window) softmax attention
 // for the rank's query heads and returns the number of (query, key, head)
-// pairs that enter the softmax. Per sequence and head, the scores of a block
-// of queries against the keys they may see are one matrix product, and so
-// are the weighted values.
+// pairs that enter the softmax. Tasks (head, block of query rows) run on the
+// kernels pool. Each walks its key tiles with an online softmax: per tile,
+// scores S = Q·Kᵀ (one GEMM, reading q and k in place), a running max m and
+// sum l per row, out = out·e^(m_old-m_new) + e^(S-m_new)·V (one GEMM
+// accumulating into the output rows), and out/l at the end.
 func (b *decoderBlock) attention(st *State, q, k, v, out []float32) int {
-	n, hd := st.Batch.N, b.cfg.HeadDim
-	nq, nkv := b.w.Heads.QHeads, b.w.Heads.KVHeads
-	group := b.cfg.Heads / b.cfg.KVHeads
+	n := st.Batch.N
+	nq := b.w.Heads.QHeads
 	pairs := 0
+	var tasks []attnTask
 	for s0 := 0; s0 < n; {
 		s1 := s0 + 1
 		for s1 < n && st.Batch.Start[s1] == s0 {
 			s1++
 		}
 		L := s1 - s0
-		qh := st.buf("att.q", L*hd)
-		kh := st.buf("att.k", L*hd)
-		vh := st.buf("att.v", L*hd)
-		oh := st.buf("att.o", attnBlockRows*hd)
-		sc := st.buf("att.s", attnBlockRows*min(L, b.spanCap(L)))
-		lastKV := -1
-		for j := 0; j < nq; j++ {
-			kv := (b.w.Heads.QFirst+j)/group - b.w.Heads.KVFirst
-			if kv != lastKV {
-				gatherHead(kh, k, s0, L, nkv, kv, hd)
-				gatherHead(vh, v, s0, L, nkv, kv, hd)
-				lastKV = kv
+		for t := 0; t < L; t++ {
+			lo := 0
+			if b.f.window > 0 {
+				lo = max(0, t-b.f.window+1)
 			}
-			gatherHead(qh, q, s0, L, nq, j, hd)
-			for a := 0; a < L; a += attnBlockRows {
-				e := min(a+attnBlockRows, L)
-				ka := 0
-				if b.f.window > 0 {
-					ka = max(0, a-b.f.window+1)
-				}
-				span := e - ka
-				rows := e - a
-				// Errors here would mean inconsistent buffer sizes, which the
-				// sizes above rule out.
-				if _, err := MatMulT(qh[a*hd:], rows, hd, kh[ka*hd:e*hd], span, sc); err != nil {
-					panic(err)
-				}
-				for i := 0; i < rows; i++ {
-					t := a + i
-					lo := ka
-					if b.f.window > 0 {
-						lo = max(lo, t-b.f.window+1)
-					}
-					row := sc[i*span : (i+1)*span]
-					valid := row[lo-ka : t-ka+1]
-					maxv := float32(math.Inf(-1))
-					for c := range valid {
-						valid[c] *= b.f.qScale
-						maxv = max(maxv, valid[c])
-					}
-					var sum float32
-					for c, x := range valid {
-						ex := ExpNeg(x - maxv)
-						valid[c] = ex
-						sum += ex
-					}
-					inv := 1 / sum
-					for c := range valid {
-						valid[c] *= inv
-					}
-					clear(row[:lo-ka])
-					clear(row[t-ka+1:])
-					pairs += len(valid)
-				}
-				if _, err := MatMulNN(sc, rows, span, vh[ka*hd:e*hd], hd, oh); err != nil {
-					panic(err)
-				}
-				for i := 0; i < rows; i++ {
-					t := s0 + a + i
-					copy(out[(t*nq+j)*hd:(t*nq+j+1)*hd], oh[i*hd:(i+1)*hd])
-				}
+			pairs += (t - lo + 1) * nq
+		}
+		for j := 0; j < nq; j++ {
+			for a := 0; a < L; a += attnQBlock {
+				tasks = append(tasks, attnTask{s0: s0, j: j, a: a, e: min(a+attnQBlock, L)})
 			}
 		}
 		s0 = s1
 	}
+	kernels.ParallelFor(len(tasks), func(i int) {
+		sc := attnPool.Get().(*attnScratch)
+		b.attnTile(tasks[i], q, k, v, out, sc)
+		attnPool.Put(sc)
+	})
 	return pairs
 }
 
-// spanCap bounds the keys one block of queries can see in a sequence of L.
-func (b *decoderBlock) spanCap(L int) int {
+// attnTile computes the output rows of query rows [a, e) (positions within
+// the sequence starting at row s0) of query head j.
+func (b *decoderBlock) attnTile(tk attnTask, q, k, v, out []float32, sc *attnScratch) {
+	hd := b.cfg.HeadDim
+	nq, nkv := b.w.Heads.QHeads, b.w.Heads.KVHeads
+	group := b.cfg.Heads / b.cfg.KVHeads
+	kv := (b.w.Heads.QFirst+tk.j)/group - b.w.Heads.KVFirst
+	s0, a, e := tk.s0, tk.a, tk.e
+	rows := e - a
+	ka := 0
 	if b.f.window > 0 {
-		return min(L, attnBlockRows+b.f.window-1)
+		ka = max(0, a-b.f.window+1)
 	}
-	return L
-}
-
-// gatherHead copies head h of L rows (starting at row s0) of x, a [n, heads,
-// hd] matrix, into dst [L, hd].
-func gatherHead(dst, x []float32, s0, L, heads, h, hd int) {
-	for i := 0; i < L; i++ {
-		src := x[((s0+i)*heads+h)*hd : ((s0+i)*heads+h+1)*hd]
-		copy(dst[i*hd:(i+1)*hd], src)
+	ldq, ldk := nq*hd, nkv*hd
+	qA := q[(s0+a)*ldq+tk.j*hd:]
+	o := out[(s0+a)*ldq+tk.j*hd:]
+	m, l := sc.m[:rows], sc.l[:rows]
+	negInf := float32(math.Inf(-1))
+	for i := range m {
+		m[i], l[i] = negInf, 0
+	}
+	scale := b.f.qScale
+	for t0 := ka; t0 < e; t0 += attnKTile {
+		t1 := min(t0+attnKTile, e)
+		span := t1 - t0
+		s := sc.s[:rows*span]
+		kB := k[(s0+t0)*ldk+kv*hd:]
+		kernels.GemmSerial(false, true, rows, span, hd, qA, ldq, kB, ldk, s, span, false)
+		for i := 0; i < rows; i++ {
+			tq := a + i
+			lo := ka
+			if b.f.window > 0 {
+				lo = max(lo, tq-b.f.window+1)
+			}
+			row := s[i*span : (i+1)*span]
+			c0, c1 := max(lo-t0, 0), min(tq-t0+1, span) // valid columns
+			if c0 >= c1 {
+				clear(row) // no key of this tile: p = 0, m and l unchanged
+				continue
+			}
+			mNew := max(m[i], kernels.Max(row[c0:c1])*scale)
+			// Keys outside the causal (and window) range get p = 0.
+			clear(row[:c0])
+			clear(row[c1:])
+			sum := kernels.ExpScaleShiftSum(row[c0:c1], row[c0:c1], scale, mNew)
+			alpha := kernels.Exp(m[i] - mNew) // 0 on the first tile (m = -inf)
+			l[i] = l[i]*alpha + sum
+			m[i] = mNew
+			if t0 != ka && alpha != 1 {
+				or := o[i*ldq : i*ldq+hd]
+				for c := range or {
+					or[c] *= alpha
+				}
+			}
+		}
+		vB := v[(s0+t0)*ldk+kv*hd:]
+		kernels.GemmSerial(false, false, rows, hd, span, s, span, vB, ldk, o, ldq, t0 != ka)
+	}
+	for i := 0; i < rows; i++ {
+		inv := 1 / l[i]
+		or := o[i*ldq : i*ldq+hd]
+		for c := range or {
+			or[c] *= inv
+		}
 	}
 }

@@ -2,16 +2,23 @@ package model
 
 import (
 	"fmt"
+	"sync"
 
+	"github.com/equarx/equarx/kernels"
 	"gorgonia.org/tensor"
 )
 
 // Weight is a 2-D weight matrix stored [out, in] row-major, as checkpoints
-// store linear layers. Its matrix products run on gorgonia's tensor engine, so
-// the BLAS plugged in with gorgonia.Use (or tensor.Use) does the work.
+// store linear layers. In the default build its products run on the kernels
+// package with the weight packed once, at its first use, into the
+// micro-kernel's layout (Data must not change after that); with the openblas
+// tag they run on gorgonia's tensor engine and OpenBLAS.
 type Weight struct {
 	Out, In int
 	Data    []float32
+
+	packOnce sync.Once
+	packed   *kernels.PackedB
 }
 
 // NewWeight checks that data holds out*in values.
@@ -25,10 +32,10 @@ func NewWeight(data []float32, out, in int) (*Weight, error) {
 	return &Weight{Out: out, In: in, Data: data}, nil
 }
 
-// MulT computes out[n, Out] = x[n, In] · Wᵀ with tensor.MatMul, writing into
-// out in place (tensor.WithReuse). It returns the FLOPs done (2·n·Out·In).
+// MulT computes out[n, Out] = x[n, In] · Wᵀ and returns the FLOPs done
+// (2·n·Out·In).
 func (w *Weight) MulT(x []float32, n int, out []float32) (float64, error) {
-	return MatMulT(x, n, w.In, w.Data, w.Out, out)
+	return w.mulT(x, n, out)
 }
 
 // MatMulT computes out[n, m] = x[n, k] · w[m, k]ᵀ through gorgonia's tensor

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/equarx/equarx/cost"
+	"github.com/equarx/equarx/kernels"
 )
 
 // Meter receives the work a device does, as the operations of package cost,
@@ -21,23 +22,30 @@ func (NopMeter) Charge(...cost.Op) {}
 // scaled by w (or by 1+w when onePlus, as Gemma stores its norm weights).
 // The mean is accumulated in float64. out may alias x.
 func rmsNorm(out, x []float32, n, d int, w []float32, eps float64, onePlus bool) {
+	addRMSNorm(out, x, nil, n, d, w, eps, onePlus)
+}
+
+// addRMSNorm is rmsNorm of x + add, where x also receives the sum (the
+// residual add fused with the norm that follows it: one pass reads x and add,
+// writes x and sums the squares; a second writes out). add nil: no add.
+func addRMSNorm(out, x, add []float32, n, d int, w []float32, eps float64, onePlus bool) {
 	for r := 0; r < n; r++ {
 		row := x[r*d : (r+1)*d]
-		o := out[r*d : (r+1)*d]
-		var ss float64
-		for _, v := range row {
-			ss += float64(v) * float64(v)
+		var a []float32
+		if add != nil {
+			a = add[r*d : (r+1)*d]
 		}
+		ss := kernels.AddSumSquares(row, a)
 		inv := float32(1 / math.Sqrt(ss/float64(d)+eps))
-		if onePlus {
-			for i, v := range row {
-				o[i] = v * inv * (1 + w[i])
-			}
-		} else {
-			for i, v := range row {
-				o[i] = w[i] * (v * inv)
-			}
-		}
+		kernels.ScaleMul(out[r*d:(r+1)*d], row, w, inv, onePlus)
+	}
+}
+
+// addResidual adds o into x.
+func addResidual(x, o []float32) {
+	o = o[:len(x)]
+	for i := range x {
+		x[i] += o[i]
 	}
 }
 
@@ -77,11 +85,7 @@ func applyRope(x []float32, n, heads, hd int, cos, sin []float32, style RopeStyl
 					v[2*i+1] = a*s[i] + b*c[i]
 				}
 			} else {
-				for i := 0; i < half; i++ {
-					a, b := v[i], v[i+half]
-					v[i] = a*c[i] - b*s[i]
-					v[i+half] = b*c[i] + a*s[i]
-				}
+				kernels.RopeHalf(v[:half], v[half:], c, s)
 			}
 		}
 	}

@@ -115,7 +115,7 @@ type rank struct {
 	dev      device
 	comm     communicator
 	blocks   []model.Block
-	head     []float32 // LM head rows [vlo, vhi), [vhi-vlo, dim]
+	head     *model.Weight // LM head rows [vlo, vhi), [vhi-vlo, dim]
 	vlo, vhi int
 
 	opts  collective.Options // of the running batch
@@ -334,8 +334,9 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 	// LM head: vocab-parallel, each rank owns a contiguous range of vocab
 	// rows; the log-softmax statistics are combined exactly afterwards.
 	rk.vlo, rk.vhi = SplitRange(cfg.Vocab, rk.size, rk.id)
+	var head []float32
 	if cfg.TiedEmbeddings {
-		rk.head = e.embed[rk.vlo*cfg.Dim : rk.vhi*cfg.Dim]
+		head = e.embed[rk.vlo*cfg.Dim : rk.vhi*cfg.Dim]
 	} else {
 		t, err := src.Rows("lm_head", rk.vlo, rk.vhi)
 		if err != nil {
@@ -344,7 +345,12 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 		if len(t.Data) != (rk.vhi-rk.vlo)*cfg.Dim {
 			return fmt.Errorf("tp rank %d: lm_head slice has %d values, want %d", rk.id, len(t.Data), (rk.vhi-rk.vlo)*cfg.Dim)
 		}
-		rk.head = t.Data
+		head = t.Data
+	}
+	// A Weight, so the kernels pack it once rather than per row chunk.
+	rk.head, err = model.NewWeight(head, rk.vhi-rk.vlo, cfg.Dim)
+	if err != nil {
+		return fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)
 	}
 	return nil
 }
@@ -568,7 +574,7 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 	logits := make([]float32, HeadChunkRows*vs)
 	for r0 := 0; r0 < n; r0 += HeadChunkRows {
 		rows := min(HeadChunkRows, n-r0)
-		flops, err := model.MatMulT(x[r0*d:], rows, d, rk.head, vs, logits)
+		flops, err := rk.head.MulT(x[r0*d:], rows, logits)
 		if err != nil {
 			return nil, fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)
 		}

@@ -1,0 +1,39 @@
+//go:build !openblas
+
+package model
+
+import (
+	"fmt"
+
+	"github.com/equarx/equarx/kernels"
+	"gorgonia.org/gorgonia"
+)
+
+// BLAS names the BLAS behind every matrix product of this build: this
+// project's kernels package and the micro-kernel it runs on this CPU
+// ("kernels/avx512", "kernels/avx2" or "kernels/go").
+var BLAS = "kernels/" + kernels.Variant()
+
+// In the default build the kernels package's Sgemm replaces gonum's pure-Go
+// one under gorgonia and its tensor engine (gonum still serves every other
+// BLAS routine).
+func init() {
+	gorgonia.Use(kernels.BLAS{})
+}
+
+// mulT multiplies by the weight packed once into the micro-kernel's panel
+// layout. Going through tensor.MatMul would pack the [Out, In] weight on
+// every call: O(Out·In) work that, for the 64-row calls of small batches,
+// costs as much as the product itself (kernels BenchmarkGemmT, path=gemm vs
+// path=prepacked).
+func (w *Weight) mulT(x []float32, n int, out []float32) (float64, error) {
+	if len(x) < n*w.In || len(out) < n*w.Out {
+		return 0, fmt.Errorf("matmul [%d,%d]x[%d,%d]^T: buffers too small (x %d, out %d)", n, w.In, w.Out, w.In, len(x), len(out))
+	}
+	if n == 0 || w.Out == 0 {
+		return 0, nil
+	}
+	w.packOnce.Do(func() { w.packed = kernels.PackT(w.Data, w.Out, w.In) })
+	w.packed.Mul(n, x, w.In, out, w.Out, false)
+	return 2 * float64(n) * float64(w.Out) * float64(w.In), nil
+}
