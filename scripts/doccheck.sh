@@ -23,7 +23,7 @@
 #
 # Measured 2026-12-02 on a 2-vCPU AMD EPYC shared with other builds (load
 # average 9-15): 51 commands ran, 14 skipped, 31 min wall; the slowest were
-# the 300-item eval (430 s, 82 s on an idle machine per docs/RESULTS.md),
+# the 300-item eval (430 s; docs/RESULTS.md: 82 s at load average 4.5),
 # the eval over HTTP (200 s) and a cold OpenBLAS build of cmd/serve (148 s).
 #
 # Usage, from anywhere in the repository:
