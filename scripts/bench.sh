@@ -118,7 +118,10 @@ tokens and schedules requests), so it must stay below. `TestCalibration`
 (cmd/bench) fails when a row leaves its band or a fitted constant no longer fits
 its row.
 
-    go run ./cmd/bench calibrate [--fit] [--exec baseline] [--json out.json]
+    go run ./cmd/bench calibrate --json out/calibrate.json
+
+(`--fit` re-solves the fitted constants, `--exec baseline` prices the same rows on the
+unfused float32 model.)
 
 EOF
 	cat "$work/calib.md"
