@@ -243,7 +243,9 @@ func (b *Inbox) Abort(from int, c Call, cause error) {
 
 // PeerLost records that the connection to rank `from` is gone: pending and
 // future receives from it fail with err (which should wrap ErrPeerLost)
-// until PeerBack is called. Stored messages from it are dropped.
+// until PeerBack is called. Messages it sent before it went stay
+// receivable: a peer that finished its part and closed cleanly must not
+// fail the receives of messages it already delivered.
 func (b *Inbox) PeerLost(from int, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -254,11 +256,6 @@ func (b *Inbox) PeerLost(from int, err error) {
 		err = ErrPeerLost
 	}
 	b.lost[from] = err
-	for k := range b.msgs {
-		if k.from == from {
-			delete(b.msgs, k)
-		}
-	}
 	close(b.lostChan(from))
 }
 

@@ -225,3 +225,32 @@ func TestRejoinControl(t *testing.T) {
 		t.Fatalf("%q %v", m, err)
 	}
 }
+
+// A peer that sends and then closes leaves its messages receivable; only a
+// receive that would wait for more fails.
+func TestMessagesSurvivePeerClose(t *testing.T) {
+	a, b := listenNode(t, 0, 2, "tok", 1), listenNode(t, 1, 2, "tok", 1)
+	if err := errors.Join(joinAll(t, a, b)...); err != nil {
+		t.Fatal(err)
+	}
+	eb, _ := b.Endpoint(1)
+	tag := Tag{Epoch: 1, Seq: 9, ID: 1}
+	if err := eb.SendMessage(0, Message{Tag: tag, Data: []byte("last words")}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for len(a.Missing()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("loss not noticed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ea, _ := a.Endpoint(0)
+	if m, err := ea.Recv(context.Background(), 1, tag); err != nil || string(m.Data) != "last words" {
+		t.Fatalf("%q %v", m.Data, err)
+	}
+	if _, err := ea.Recv(context.Background(), 1, Tag{Epoch: 1, Seq: 9, ID: 2}); !errors.Is(err, ErrPeerLost) {
+		t.Fatalf("a receive of what never came: %v", err)
+	}
+}
