@@ -118,14 +118,14 @@ int8 wall, the target of the quantized wire; wire ratio = bf16 bytes / int8 byte
 its ceiling when the wire binds; CPU ratio = bf16 CPU floor / int8 CPU floor, its
 ceiling when the CPUs bind.
 
-| link | bf16 wall ms | int8 wall ms | speedup (wall) | wire ratio | bf16 wire / CPU floor ms | int8 wire / CPU floor ms | CPU ratio | bound |
+| link | bf16 wall ms | int8 wall ms | speedup (wall) | wire ratio | bf16 wire / CPU floor ms | int8 wire / CPU floor ms | CPU ratio | larger floor bf16 / int8 |
 |---|---|---|---|---|---|---|---|---|
 END_BOUND
 	jq -r "$defs"'
 		map(select(.elements == 16777216 and .algorithm == "auto")) | group_by(.link_gbps) | .[] |
 		(map(select(.codec == "bf16"))[0]) as $b | (map(select(.codec == "int8"))[0]) as $q |
 		select($b != null and $q != null) |
-		"| \($b | link) | \($b.wall_seconds | ms) | \($q.wall_seconds | ms) | \($b.wall_seconds / $q.wall_seconds | r3) | \($b.wire_bytes / $q.wire_bytes | r3) | \($b.wire_floor_seconds | ms) / \($b.cpu_floor_seconds | ms) | \($q.wire_floor_seconds | ms) / \($q.cpu_floor_seconds | ms) | \($b.cpu_floor_seconds / $q.cpu_floor_seconds | r3) | \(if $q.cpu_floor_seconds > $q.wire_floor_seconds then "CPU" else "wire" end) |"' "$work/all.json"
+		"| \($b | link) | \($b.wall_seconds | ms) | \($q.wall_seconds | ms) | \($b.wall_seconds / $q.wall_seconds | r3) | \($b.wire_bytes / $q.wire_bytes | r3) | \($b.wire_floor_seconds | ms) / \($b.cpu_floor_seconds | ms) | \($q.wire_floor_seconds | ms) / \($q.cpu_floor_seconds | ms) | \($b.cpu_floor_seconds / $q.cpu_floor_seconds | r3) | \([$b, $q] | map(if .cpu_floor_seconds > .wire_floor_seconds then "CPU" else "wire" end) | join(" / ")) |"' "$work/all.json"
 	echo
 	cat <<'END_ONESHOT'
 ### oneshot against the auto-chosen schedule
