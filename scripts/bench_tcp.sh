@@ -94,7 +94,8 @@ time the shaped link allows; codec = time of one rank's encode + decode/decode-a
 kernels for the call, replayed alone without the network
 (`collective.ReplayLocalWork`); CPU floor = user + system CPU seconds all 4
 processes used during the call (getrusage) / 2 CPUs, the least time this machine's
-CPUs allow for that work; goodput = wire bytes x 8 / wall; sim = simulated TPU time
+CPUs allow for that work (approximate: network work the kernel does in softirq
+context is charged to whichever process it interrupts); goodput = wire bytes x 8 / wall; sim = simulated TPU time
 of the same schedule on v5e ring:4 (the cost model, not this machine); rel err = RMS
 error / RMS of the exact float64 sum. The algorithm column is what ran: `auto` is the
 estimator's pick for v5e ring:4 (biring or twoshot), `oneshot` is asked for by name.
