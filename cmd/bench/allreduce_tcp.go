@@ -426,10 +426,10 @@ func joinCause(ctx context.Context, errs []error, mu *sync.Mutex) error {
 
 // prefixWriter prefixes every line a worker writes to stderr.
 type prefixWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	prefix string
-	midLine    bool
+	mu      sync.Mutex
+	w       io.Writer
+	prefix  string
+	midLine bool
 }
 
 func (p *prefixWriter) Write(b []byte) (int, error) {
