@@ -479,12 +479,14 @@ func buildTwoShot(b *builder, size, n, block, seg int) {
 }
 
 // buildOneShot: every rank encodes its whole partial once (segment by
-// segment) and sends every segment to every peer; then every rank rebuilds
-// each segment as Decode(partial of rank 0) + Decode(rank 1) + ... in rank
+// segment) and sends every segment to every peer; every rank rebuilds each
+// segment as Decode(partial of rank 0) + Decode(rank 1) + ... in rank
 // order, its own partial included in decoded form. All ranks thus add the
 // same decoded values in the same order and end bitwise identical. A rank
 // sends (N-1) x the encoded buffer, against 2(N-1)/N for a ring, in one
-// round instead of 2(N-1): the trade distributed-llama makes on slow links.
+// round instead of 2(N-1): the trade distributed-llama makes. Segments are
+// pipelined: a rank sums segment k-1 after sending segment k, so its
+// decoding overlaps the transfers still in flight.
 func buildOneShot(b *builder, size, n, seg int) {
 	segs := segments(span{0, n}, seg)
 	own := make([][]int, size) // own[r][k]: slot of rank r's segment k
@@ -493,31 +495,45 @@ func buildOneShot(b *builder, size, n, seg int) {
 	for r := 0; r < size; r++ {
 		own[r] = make([]int, len(segs))
 		enc[r] = make([]int, len(segs))
-		msgs[r] = make([][]int, size) // msgs[r][src][k]
+		msgs[r] = make([][]int, size) // msgs[dst][src][k]
+		for src := range msgs[r] {
+			msgs[r][src] = make([]int, len(segs))
+		}
 	}
-	for r := 0; r < size; r++ {
-		for k, sp := range segs {
-			slot, ei := b.encode(r, sp)
+	// Message ids must exist before their receives are emitted: emit all
+	// sends of segment k for every rank before anyone's receives of it.
+	sendSeg := func(k int) {
+		for r := 0; r < size; r++ {
+			slot, ei := b.encode(r, segs[k])
 			own[r][k], enc[r][k] = slot, ei
 			for d := 1; d < size; d++ {
 				j := mod(r+d, size)
-				msgs[j][r] = append(msgs[j][r], b.send(r, j, slot, ei, sp))
+				msgs[j][r][k] = b.send(r, j, slot, ei, segs[k])
 			}
 		}
 	}
-	for r := 0; r < size; r++ {
-		for k, sp := range segs {
+	sumSeg := func(k int) {
+		for r := 0; r < size; r++ {
 			for src := 0; src < size; src++ {
 				slot, dep := own[r][k], enc[r][k]
 				if src != r {
 					slot, dep = b.recv(msgs[r][src][k])
 				}
 				if src == 0 {
-					b.decode(r, sp, slot, dep)
+					b.decode(r, segs[k], slot, dep)
 				} else {
-					b.decodeAdd(r, sp, slot, dep)
+					b.decodeAdd(r, segs[k], slot, dep)
 				}
 			}
 		}
+	}
+	for k := range segs {
+		sendSeg(k)
+		if k > 0 {
+			sumSeg(k - 1)
+		}
+	}
+	if len(segs) > 0 {
+		sumSeg(len(segs) - 1)
 	}
 }

@@ -94,7 +94,8 @@ time the shaped link allows; codec = time of one rank's encode + decode/decode-a
 kernels for the call, replayed alone without the network
 (`collective.ReplayLocalWork`); CPU floor = user + system CPU seconds all 4
 processes used during the call (getrusage) / 2 CPUs, the least time this machine's
-CPUs allow for that work; goodput = wire bytes x 8 / wall; sim = simulated TPU time
+CPUs allow for that work (approximate: network work the kernel does in softirq
+context is charged to whichever process it interrupts); goodput = wire bytes x 8 / wall; sim = simulated TPU time
 of the same schedule on v5e ring:4 (the cost model, not this machine); rel err = RMS
 error / RMS of the exact float64 sum. The algorithm column is what ran: `auto` is the
 estimator's pick for v5e ring:4 (biring or twoshot), `oneshot` is asked for by name.
@@ -118,14 +119,14 @@ int8 wall, the target of the quantized wire; wire ratio = bf16 bytes / int8 byte
 its ceiling when the wire binds; CPU ratio = bf16 CPU floor / int8 CPU floor, its
 ceiling when the CPUs bind.
 
-| link | bf16 wall ms | int8 wall ms | speedup (wall) | wire ratio | bf16 wire / CPU floor ms | int8 wire / CPU floor ms | CPU ratio | bound |
+| link | bf16 wall ms | int8 wall ms | speedup (wall) | wire ratio | bf16 wire / CPU floor ms | int8 wire / CPU floor ms | CPU ratio | larger floor bf16 / int8 |
 |---|---|---|---|---|---|---|---|---|
 END_BOUND
 	jq -r "$defs"'
 		map(select(.elements == 16777216 and .algorithm == "auto")) | group_by(.link_gbps) | .[] |
 		(map(select(.codec == "bf16"))[0]) as $b | (map(select(.codec == "int8"))[0]) as $q |
 		select($b != null and $q != null) |
-		"| \($b | link) | \($b.wall_seconds | ms) | \($q.wall_seconds | ms) | \($b.wall_seconds / $q.wall_seconds | r3) | \($b.wire_bytes / $q.wire_bytes | r3) | \($b.wire_floor_seconds | ms) / \($b.cpu_floor_seconds | ms) | \($q.wire_floor_seconds | ms) / \($q.cpu_floor_seconds | ms) | \($b.cpu_floor_seconds / $q.cpu_floor_seconds | r3) | \(if $q.cpu_floor_seconds > $q.wire_floor_seconds then "CPU" else "wire" end) |"' "$work/all.json"
+		"| \($b | link) | \($b.wall_seconds | ms) | \($q.wall_seconds | ms) | \($b.wall_seconds / $q.wall_seconds | r3) | \($b.wire_bytes / $q.wire_bytes | r3) | \($b.wire_floor_seconds | ms) / \($b.cpu_floor_seconds | ms) | \($q.wire_floor_seconds | ms) / \($q.cpu_floor_seconds | ms) | \($b.cpu_floor_seconds / $q.cpu_floor_seconds | r3) | \([$b, $q] | map(if .cpu_floor_seconds > .wire_floor_seconds then "CPU" else "wire" end) | join(" / ")) |"' "$work/all.json"
 	echo
 	cat <<'END_ONESHOT'
 ### oneshot against the auto-chosen schedule

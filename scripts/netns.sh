@@ -51,7 +51,8 @@ rate_kbit=$(awk -v g="$gbps" 'BEGIN { printf "%d", g * 1e6 }')
 burst=$(awk -v g="$gbps" 'BEGIN { b = g * 1e9 / 8 * 200e-6; if (b < 98304) b = 98304; printf "%d", b }')
 shape() { # namespace device
 	[ "$rate_kbit" -gt 0 ] || return 0
-	tc -n "$1" qdisc add dev "$2" root handle 1: tbf rate "${rate_kbit}kbit" burst "$burst" latency 5ms
+	# a 16 MiB queue: a short one drops at the sender's own egress (a NIC would stop the socket)
+	tc -n "$1" qdisc add dev "$2" root handle 1: tbf rate "${rate_kbit}kbit" burst "$burst" limit 16777216
 }
 
 br="$prefix-br"

@@ -426,10 +426,10 @@ func joinCause(ctx context.Context, errs []error, mu *sync.Mutex) error {
 
 // prefixWriter prefixes every line a worker writes to stderr.
 type prefixWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	prefix string
-	bol    bool
+	mu      sync.Mutex
+	w       io.Writer
+	prefix  string
+	midLine bool
 }
 
 func (p *prefixWriter) Write(b []byte) (int, error) {
@@ -437,7 +437,7 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	defer p.mu.Unlock()
 	var out []byte
 	for i, c := range b {
-		if i == 0 && !p.bol {
+		if i == 0 && !p.midLine {
 			out = append(out, p.prefix...)
 		}
 		out = append(out, c)
@@ -445,7 +445,7 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 			out = append(out, p.prefix...)
 		}
 	}
-	p.bol = len(b) > 0 && b[len(b)-1] != '\n'
+	p.midLine = len(b) > 0 && b[len(b)-1] != '\n'
 	if _, err := p.w.Write(out); err != nil {
 		return 0, err
 	}

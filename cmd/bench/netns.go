@@ -56,12 +56,16 @@ func (h *emuHosts) bridge() string    { return h.prefix + "-br" }
 func (h *emuHosts) addr(i int) string { return fmt.Sprintf("%s.%d", h.subnet, i+1) }
 
 // tbfArgs shapes a device to h.gbps: the bucket holds 200 us of traffic
-// (at least 64 KiB, above a 64 KiB GSO packet) and the queue 5 ms.
+// (at least 96 KiB, above a 64 KiB GSO packet) and the queue 16 MiB. A
+// short queue (5 ms) dropped packets at the sending host's own egress when
+// one rank wrote to three peers at once, and TCP then waited for
+// retransmission timeouts; a real NIC stops the socket instead of
+// dropping, which the long queue mimics.
 func (h *emuHosts) tbfArgs(dev string) []string {
 	rate := h.gbps * 1e9 / 8
 	burst := max(int(rate*200e-6), 96<<10)
 	return []string{"qdisc", "add", "dev", dev, "root", "handle", "1:", "tbf",
-		"rate", fmt.Sprintf("%dkbit", int64(h.gbps*1e6)), "burst", fmt.Sprint(burst), "latency", "5ms"}
+		"rate", fmt.Sprintf("%dkbit", int64(h.gbps*1e6)), "burst", fmt.Sprint(burst), "limit", fmt.Sprint(16 << 20)}
 }
 
 // setup creates the namespaces, veths, bridge and shaping. On error it
