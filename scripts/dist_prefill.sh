@@ -37,7 +37,11 @@ served=(--tokens "$tokens" --codecs "$codecs" --reps "$reps" --timeout 3600s)
 # One process: the emulated mesh, no network.
 "$bin/serve" "${common[@]}" --addr 127.0.0.1:18080 >"$out/single.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 1200); do curl -sf 127.0.0.1:18080/health >/dev/null && break; sleep 0.5; done
+for _ in $(seq 1 1200); do
+	curl -sf 127.0.0.1:18080/health >/dev/null && break
+	kill -0 "${pids[0]}" 2>/dev/null || { echo "dist_prefill: the server exited:"; tail -5 "$out/single.log"; exit 1; }
+	sleep 0.5
+done
 "$bin/bench" served --url http://127.0.0.1:18080 --label "1 process" --json "$out/single.json" "${served[@]}" | tee "$out/single.txt"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 
@@ -52,7 +56,11 @@ if [ "\$RANK" != 0 ]; then
 fi
 "$bin/serve" "\${args[@]}" --addr 127.0.0.1:18080 2>>"$out/g$g-driver.log" &
 drv=\$!
-for _ in \$(seq 1 1200); do curl -sf 127.0.0.1:18080/health >/dev/null && break; sleep 0.5; done
+for _ in \$(seq 1 1200); do
+	curl -sf 127.0.0.1:18080/health >/dev/null && break
+	kill -0 \$drv 2>/dev/null || { echo "dist_prefill: the driver exited"; exit 1; }
+	sleep 0.5
+done
 "$bin/bench" served --url http://127.0.0.1:18080 --label "4 hosts, $g Gbit/s" --json "$out/g$g.json" ${served[*]@Q} | tee "$out/g$g.txt"
 kill \$drv; wait \$drv || true
 RANK

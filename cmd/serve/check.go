@@ -90,9 +90,12 @@ func (c *Config) checkModel() (model.Config, error) {
 		src weights.Source
 		err error
 	)
+	synthName, synthetic := strings.CutPrefix(c.Model, "synthetic:")
 	switch {
 	case c.Model == "":
 		src, err = weights.ReadLlama2C(assets.Stories260K())
+	case synthetic:
+		src, _, err = openSynthetic(synthName, "") // lazy: nothing is generated until read
 	default:
 		st, serr := os.Stat(c.Model)
 		switch {
