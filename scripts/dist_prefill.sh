@@ -61,7 +61,7 @@ for _ in \$(seq 1 1200); do
 	kill -0 \$drv 2>/dev/null || { echo "dist_prefill: the driver exited"; exit 1; }
 	sleep 0.5
 done
-"$bin/bench" served --url http://127.0.0.1:18080 --label "4 hosts, $g Gbit/s" --json "$out/g$g.json" ${served[*]@Q} | tee "$out/g$g.txt"
+"$bin/bench" served --url http://127.0.0.1:18080 --label "4 hosts, $([ "$g" = 0 ] && echo unshaped || echo "$g Gbit/s")" --json "$out/g$g.json" ${served[*]@Q} | tee "$out/g$g.txt"
 kill \$drv; wait \$drv || true
 RANK
 	chmod +x "$bin/rank.sh"
@@ -85,8 +85,12 @@ for g in $gbps; do
   "hop_latency_seconds": "assumed: 30 us for the kernel TCP stack and the bridge per message",
   "links_per_chip": "one veth per host", "wraparound": "the ring closes through the bridge"}}
 PROF
-	"$bin/bench" prefill --dry-run --exec baseline --tpu "$out/cpu-link-$g.json" --topology ring:4 --algorithm ring \
-		--model "$PWD/configs/models/$model.json" --fallback -1 --codecs "$codecs" --tokens "$tokens" --json "$out/pred-$g.json" >/dev/null
+	for t in ${tokens//,/ }; do # as many sequences as the served run used
+		seqs=$(python3 -c "import json,sys; print(next(r['seqs'] for r in json.load(open('$out/single.json')) if r['tokens'] == $t))")
+		"$bin/bench" prefill --dry-run --exec baseline --tpu "$out/cpu-link-$g.json" --topology ring:4 --algorithm ring \
+			--model "$PWD/configs/models/$model.json" --fallback -1 --codecs "$codecs" --tokens "$t" --seqs "$seqs" --json "$out/pred-$g-$t.json" >/dev/null
+	done
+	python3 -c "import json,glob; json.dump(sum((json.load(open(f)) for f in sorted(glob.glob('$out/pred-$g-*.json'))), []), open('$out/pred-$g.json', 'w'))"
 done
 python3 - "$out" "$gbps" <<'PY'
 import json, os, sys
