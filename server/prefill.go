@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/equarx/equarx/collective"
 	"net/http"
 	"time"
 
@@ -29,16 +30,18 @@ func (s *Server) engineOptions(allreduce string, blockSize *int) (batchKey, erro
 		key.codec = c
 	}
 	if blockSize != nil {
-		if *blockSize < 0 || *blockSize > maxBlockSize {
-			return batchKey{}, badRequest("block_size must be in 0..%d (0 = codec default), got %d", maxBlockSize, *blockSize)
-		}
 		key.blockSize = *blockSize
+	}
+	// The codec checks its block size here, where the request is parsed,
+	// so a block size it cannot use is the client's 400, not an engine 500.
+	if key.blockSize != 0 {
+		if _, err := collective.NewCodec(key.codec, key.blockSize); err != nil {
+			return batchKey{}, badRequest("block_size %d: must be 0 (the codec default) or a multiple of %d in [%d, %d]",
+				key.blockSize, collective.BlockSizeMultiple, collective.MinBlockSize, collective.MaxBlockSize)
+		}
 	}
 	return key, nil
 }
-
-// maxBlockSize bounds the quantization block size a request may ask for.
-const maxBlockSize = 1 << 16
 
 func checkLogprobs(p *int) (int, error) {
 	if p == nil {
