@@ -3,9 +3,9 @@ package evalharness
 import (
 	"context"
 	"fmt"
+	"github.com/equarx/equarx/tokenizer"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/equarx/equarx/collective"
 )
@@ -129,17 +129,7 @@ next:
 // top_logprobs: its text when that is valid UTF-8, otherwise its bytes
 // written as "bytes:\\xNN..." (OpenAI's convention), so that byte-fallback
 // tokens stay distinct keys on the wire.
-func WireText(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	b.WriteString("bytes:")
-	for i := 0; i < len(s); i++ {
-		fmt.Fprintf(&b, "\\x%02x", s[i])
-	}
-	return b.String()
-}
+func WireText(s string) string { return tokenizer.TextName(s) }
 
 // sortTop orders by log-probability, best first, then by text (insertion
 // sort: lists hold at most 20 entries).

@@ -23,15 +23,7 @@ import (
 //   - an id with neither text nor piece is "<id N>".
 func Name(t interface{ Token(id int) string }, id int) string {
 	if s := t.Token(id); s != "" {
-		if utf8.ValidString(s) {
-			return s
-		}
-		var b strings.Builder
-		b.WriteString("bytes:")
-		for i := 0; i < len(s); i++ {
-			fmt.Fprintf(&b, "\\x%02x", s[i])
-		}
-		return b.String()
+		return TextName(s)
 	}
 	if p, ok := t.(interface{ Piece(int) string }); ok {
 		if s := strings.TrimSpace(p.Piece(id)); s != "" {
@@ -39,4 +31,18 @@ func Name(t interface{ Token(id int) string }, id int) string {
 		}
 	}
 	return fmt.Sprintf("<id %d>", id)
+}
+
+// TextName is how Name shows a token's text: the text itself when it is
+// valid UTF-8, otherwise its bytes as "bytes:\xNN..." (lower-case hex).
+func TextName(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString("bytes:")
+	for i := 0; i < len(s); i++ {
+		fmt.Fprintf(&b, "\\x%02x", s[i])
+	}
+	return b.String()
 }
