@@ -49,6 +49,7 @@ SKIP=(
 	"--tasks data/hellaswag/hellaswag_val_1000.jsonl|all 1000 HellaSwag items over 6-8 codec variants at tp 4/8: 10-12 min each on 2 cores (docs/RESULTS.md lists the times)"
 	"--tasks configs/eval/tinystories_mc.jsonl --tp|a docs/RESULTS.md table: 2-3 min each on 2 cores, regenerated together by scripts/results.sh"
 	"scripts/soak.sh|a 3-minute soak (scripts/soak.sh -d 30s is the short form)"
+	"scripts/dist_prefill.sh|serves a model as 4 processes in shaped namespaces and as one process, every codec and length: 6 min (Stories110M shape, 3 reps) to 20 min (Gemma 3 1B shape) on 2 cores; scripts/lossy_link_drill.sh and scripts/mpirun-smoke.sh, which .ci/run runs, cover the same processes"
 	"-fuzztime 60s|a 60 s fuzz run; .ci/run fuzzes every target with 10000 inputs"
 )
 
