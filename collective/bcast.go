@@ -16,9 +16,14 @@ import (
 // payloads are opaque bytes, checked by length and CRC32-C; they cost no
 // simulated TPU time (the data they move is host-side control).
 
-// call runs f as collective call number c.seq+1 with the given timeout,
-// aborting every peer if it fails.
-func (c *Communicator) call(ctx context.Context, what string, timeout time.Duration, f func(ctx context.Context, seq uint64) error) (err error) {
+// call runs f as collective call number c.seq+1 with the given timeout
+// (0 = DefaultTimeout): a panic in f becomes ErrPanic, and on any failure
+// every peer is aborted and the error names the call ("what #seq", and
+// "of n values" when values >= 0).
+// A rank whose context is already done does not join: its header would let
+// peers run ahead, and whether its own receives then fail is a race;
+// failing at once aborts every peer before any of them can finish.
+func (c *Communicator) call(ctx context.Context, what string, values int, timeout time.Duration, f func(ctx context.Context, seq uint64) error) (err error) {
 	c.seq++
 	seq := c.seq
 	if timeout == 0 {
@@ -31,7 +36,11 @@ func (c *Communicator) call(ctx context.Context, what string, timeout time.Durat
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v", ErrPanic, p)
+			if pe, ok := p.(error); ok {
+				err = fmt.Errorf("%w: %w", ErrPanic, pe)
+			} else {
+				err = fmt.Errorf("%w: %v", ErrPanic, p)
+			}
 		}
 		if err != nil {
 			for r := 0; r < c.Size(); r++ {
@@ -39,7 +48,11 @@ func (c *Communicator) call(ctx context.Context, what string, timeout time.Durat
 					c.tr.Abort(r, c.epoch, seq, err)
 				}
 			}
-			err = fmt.Errorf("collective: rank %d: %s #%d: %w", c.rank, what, seq, err)
+			if values >= 0 {
+				err = fmt.Errorf("collective: rank %d: %s #%d of %d values: %w", c.rank, what, seq, values, err)
+			} else {
+				err = fmt.Errorf("collective: rank %d: %s #%d: %w", c.rank, what, seq, err)
+			}
 		}
 	}()
 	if err := ctx.Err(); err != nil {
@@ -70,7 +83,7 @@ func (c *Communicator) Broadcast(ctx context.Context, root int, data []byte, tim
 	if root < 0 || root >= c.Size() {
 		return nil, fmt.Errorf("collective: broadcast from invalid root %d", root)
 	}
-	err = c.call(ctx, "Broadcast", timeout, func(ctx context.Context, seq uint64) error {
+	err = c.call(ctx, "Broadcast", -1, timeout, func(ctx context.Context, seq uint64) error {
 		if c.rank == root {
 			for r := 0; r < c.Size(); r++ {
 				if r != root {
@@ -98,7 +111,7 @@ func (c *Communicator) Gather(ctx context.Context, root int, data []byte, timeou
 	if root < 0 || root >= c.Size() {
 		return nil, fmt.Errorf("collective: gather to invalid root %d", root)
 	}
-	err = c.call(ctx, "Gather", timeout, func(ctx context.Context, seq uint64) error {
+	err = c.call(ctx, "Gather", -1, timeout, func(ctx context.Context, seq uint64) error {
 		if c.rank != root {
 			return c.sendBytes(root, seq, uint32(c.rank), data)
 		}
@@ -125,7 +138,7 @@ func (c *Communicator) Gather(ctx context.Context, root int, data []byte, timeou
 // Barrier returns when every rank has called it (a gather to rank 0 and a
 // broadcast back). timeout 0 = DefaultTimeout.
 func (c *Communicator) Barrier(ctx context.Context, timeout time.Duration) error {
-	return c.call(ctx, "Barrier", timeout, func(ctx context.Context, seq uint64) error {
+	return c.call(ctx, "Barrier", -1, timeout, func(ctx context.Context, seq uint64) error {
 		if c.rank != 0 {
 			if err := c.sendBytes(0, seq, 0, nil); err != nil {
 				return err

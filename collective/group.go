@@ -179,42 +179,20 @@ type header struct {
 // a cancelled ctx on any rank (its peers see an abort). The device's
 // simulated clock advances by the call's priced schedule.
 func (c *Communicator) AllReduce(ctx context.Context, buf []float32, opts Options) (st Stats, err error) {
-	c.seq++
-	seq := c.seq
-	timeout := opts.Timeout
-	if timeout == 0 {
-		timeout = DefaultTimeout
+	err = c.call(ctx, "AllReduce", len(buf), opts.Timeout, func(ctx context.Context, seq uint64) error {
+		var err error
+		st, err = c.allReduce(ctx, seq, buf, opts)
+		return err
+	})
+	if err != nil {
+		return Stats{}, err
 	}
-	if timeout < 0 {
-		return Stats{}, fmt.Errorf("collective: rank %d: AllReduce #%d: negative timeout %v", c.rank, seq, timeout)
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	defer func() {
-		if p := recover(); p != nil {
-			if pe, ok := p.(error); ok {
-				err = fmt.Errorf("%w: %w", ErrPanic, pe)
-			} else {
-				err = fmt.Errorf("%w: %v", ErrPanic, p)
-			}
-		}
-		if err != nil {
-			for r := 0; r < c.Size(); r++ {
-				if r != c.rank {
-					c.tr.Abort(r, c.epoch, seq, err)
-				}
-			}
-			err = fmt.Errorf("collective: rank %d: AllReduce #%d of %d values: %w", c.rank, seq, len(buf), err)
-			st = Stats{}
-		}
-	}()
+	return st, nil
+}
 
-	// A rank whose context is already done must not join: its header would
-	// let peers run ahead, and whether its own receives then fail is a race.
-	// Failing here aborts every peer before any of them can finish.
-	if err := ctx.Err(); err != nil {
-		return Stats{}, fmt.Errorf("called with a done context: %w", err)
-	}
+// allReduce is one AllReduce call's work, inside call's timeout and abort
+// handling.
+func (c *Communicator) allReduce(ctx context.Context, seq uint64, buf []float32, opts Options) (Stats, error) {
 	hs, err := c.handshake(ctx, seq, len(buf), opts)
 	if err != nil {
 		return Stats{}, err
