@@ -60,19 +60,7 @@ func (n *Node) Join(ctx context.Context, masterAddr, advertise string) error {
 	}
 	if n.cfg.Node == 0 {
 		n.serveJoins()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			miss := n.Unready()
-			if len(miss) == 0 {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("transport: node 0: group incomplete, nodes %v not ready: %w", miss, ctx.Err())
-			case <-tick.C:
-			}
-		}
+		return n.waitComplete(ctx)
 	}
 	for {
 		err := n.Dial(ctx, 0, masterAddr)
@@ -143,18 +131,19 @@ func (n *Node) Unready() []int {
 	return miss
 }
 
-// waitComplete waits until every peer is connected.
+// waitComplete waits until Unready is empty: every peer connected and, on
+// node 0, every worker ready.
 func (n *Node) waitComplete(ctx context.Context) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		miss := n.Missing()
+		miss := n.Unready()
 		if len(miss) == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("transport: node %d: group incomplete, nodes %v missing: %w", n.cfg.Node, miss, ctx.Err())
+			return fmt.Errorf("transport: node %d: group incomplete, nodes %v not ready: %w", n.cfg.Node, miss, ctx.Err())
 		case <-tick.C:
 		}
 	}
