@@ -73,19 +73,11 @@ func NewCodec(kind CodecKind, blockSize int) (Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("collective: codec %q: %w", kind, err)
 	}
-	switch kind {
-	case CodecF32:
-		return f32Codec{}, nil
-	case CodecBF16:
-		return bf16Codec{}, nil
-	case CodecInt8:
-		return newInt8Codec(b), nil
-	case CodecInt4:
-		return newInt4Codec(b), nil
-	default:
-		return nil, fmt.Errorf("collective: codec %q (want %q, %q, %q or %q): %w",
-			kind, CodecF32, CodecBF16, CodecInt8, CodecInt4, ErrCodecKind)
+	spec, ok := lookup(kind)
+	if !ok {
+		return nil, fmt.Errorf("collective: codec %q (want %s): %w", kind, codecList(), ErrCodecKind)
 	}
+	return spec.make(b), nil
 }
 
 func resolveBlockSize(blockSize int) (int, error) {
@@ -132,15 +124,8 @@ func checkDecodeLen(kind CodecKind, op string, src []byte, n, want int) {
 // A collective that re-quantizes at every hop can sum these per-hop bounds
 // (with each hop's own block absmax) plus the float32 rounding of its adds.
 func ErrorBound(kind CodecKind, absmax float64) (float64, error) {
-	switch kind {
-	case CodecF32:
-		return 0, nil
-	case CodecBF16:
-		return absmax*0x1p-8 + 0x1p-134, nil
-	case CodecInt8:
-		return quantErrorBound(absmax, int8Levels), nil
-	case CodecInt4:
-		return quantErrorBound(absmax, int4Levels), nil
+	if spec, ok := lookup(kind); ok {
+		return spec.bound(absmax), nil
 	}
 	return 0, fmt.Errorf("collective: error bound of codec %q: %w", kind, ErrCodecKind)
 }

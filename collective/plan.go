@@ -110,7 +110,7 @@ func resolve(nw *tpu.Network, n int, opts Options) (plan, error) {
 	if err != nil {
 		return plan{}, err
 	}
-	if kind != CodecInt8 && kind != CodecInt4 {
+	if !kind.Quantized() {
 		return p, nil
 	}
 	switch thr := opts.FallbackElems; {

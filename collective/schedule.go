@@ -157,7 +157,7 @@ func hbmBytes(k CodecKind, o opKind, n, enc int) int64 {
 	if k == CodecF32 {
 		act = 4
 	}
-	quant := k == CodecInt8 || k == CodecInt4
+	quant := k.Quantized()
 	nn, e := int64(n), int64(enc)
 	switch o {
 	case opEncode:

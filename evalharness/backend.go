@@ -27,7 +27,7 @@ func (c Codec) Label() string {
 
 // Quantized reports whether the block size matters for this codec.
 func (c Codec) Quantized() bool {
-	return c.Kind == collective.CodecInt8 || c.Kind == collective.CodecInt4
+	return c.Kind.Quantized()
 }
 
 // ParseCodecs expands a comma-separated codec list and block sizes into
@@ -51,26 +51,26 @@ func ParseCodecs(list string, blockSizes []int) ([]Codec, error) {
 	}
 	for _, name := range strings.Split(list, ",") {
 		k := collective.CodecKind(strings.TrimSpace(name))
-		switch k {
-		case collective.CodecF32, collective.CodecBF16:
+		if _, err := collective.ParseCodec(string(k)); err != nil {
+			return nil, err
+		}
+		if !k.Quantized() {
 			if err := add(Codec{Kind: k, Name: string(k)}); err != nil {
 				return nil, err
 			}
-		case collective.CodecInt8, collective.CodecInt4:
-			for _, b := range blockSizes {
-				if b < 0 {
-					return nil, fmt.Errorf("block size %d must not be negative", b)
-				}
-				c := Codec{Kind: k, BlockSize: b, Name: string(k)}
-				if multi {
-					c.Name = fmt.Sprintf("%s_b%d", k, b)
-				}
-				if err := add(c); err != nil {
-					return nil, err
-				}
+			continue
+		}
+		for _, b := range blockSizes {
+			if b < 0 {
+				return nil, fmt.Errorf("block size %d must not be negative", b)
 			}
-		default:
-			return nil, fmt.Errorf("unknown codec %q (want f32, bf16, int8 or int4)", name)
+			c := Codec{Kind: k, BlockSize: b, Name: string(k)}
+			if multi {
+				c.Name = fmt.Sprintf("%s_b%d", k, b)
+			}
+			if err := add(c); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return out, nil

@@ -129,16 +129,9 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-var codecs = []collective.CodecKind{collective.CodecInt8, collective.CodecInt4, collective.CodecBF16, collective.CodecF32}
-
 // parseCodec accepts the wire names of the AllReduce codecs.
 func parseCodec(s string) (collective.CodecKind, error) {
-	for _, c := range codecs {
-		if string(c) == s {
-			return c, nil
-		}
-	}
-	return "", fmt.Errorf("unknown allreduce codec %q (want one of int8, int4, bf16, f32)", s)
+	return collective.ParseCodec(s)
 }
 
 // tokenName is how every route names one token: tokenizer.Name's rule.

@@ -296,7 +296,7 @@ func TestBadInput(t *testing.T) {
 		{"id past vocab", "POST", "/v1/prefill", `{"tokens":[300]}`, 400, TypeInvalidRequest, "outside the vocabulary"},
 		{"too long", "POST", "/v1/prefill", `{"tokens":` + long + `}`, 413, TypeTooLarge, "context is 64"},
 		{"too long prompt", "POST", "/v1/prefill", `{"prompt":"` + strings.Repeat("x", 64) + `"}`, 413, TypeTooLarge, "65 tokens"},
-		{"unknown codec", "POST", "/v1/prefill", `{"prompt":"a","allreduce":"fp8"}`, 400, TypeInvalidRequest, "unknown allreduce codec"},
+		{"unknown codec", "POST", "/v1/prefill", `{"prompt":"a","allreduce":"int3"}`, 400, TypeInvalidRequest, "unknown allreduce codec"},
 		{"logprobs too big", "POST", "/v1/prefill", `{"prompt":"a","logprobs":21}`, 400, TypeInvalidRequest, "0..20"},
 		{"logprobs negative", "POST", "/v1/prefill", `{"prompt":"a","logprobs":-1}`, 400, TypeInvalidRequest, "0..20"},
 		{"block size negative", "POST", "/v1/prefill", `{"prompt":"a","block_size":-4}`, 400, TypeInvalidRequest, "block_size"},

@@ -370,10 +370,10 @@ func (e *Engine) validate(seqs [][]int, opts PrefillOptions) (*batchIn, error) {
 	if opts.TopK < 0 || opts.TopK > MaxTopK {
 		return nil, fmt.Errorf("%w: top_k %d out of range [0, %d]", ErrInvalidInput, opts.TopK, MaxTopK)
 	}
-	switch opts.Codec {
-	case "", collective.CodecF32, collective.CodecBF16, collective.CodecInt8, collective.CodecInt4:
-	default:
-		return nil, fmt.Errorf("%w: unknown codec %q", ErrInvalidInput, opts.Codec)
+	if opts.Codec != "" {
+		if _, err := collective.ParseCodec(string(opts.Codec)); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+		}
 	}
 	if opts.BlockSize < 0 {
 		return nil, fmt.Errorf("%w: block size %d is negative", ErrInvalidInput, opts.BlockSize)

@@ -191,7 +191,7 @@ func TestPrefillValidation(t *testing.T) {
 		{"too long", [][]int{long}, PrefillOptions{}, ErrTooLong},
 		{"top-k 21", [][]int{{1}}, PrefillOptions{TopK: 21}, ErrInvalidInput},
 		{"top-k -1", [][]int{{1}}, PrefillOptions{TopK: -1}, ErrInvalidInput},
-		{"unknown codec", [][]int{{1}}, PrefillOptions{Codec: "fp8"}, ErrInvalidInput},
+		{"unknown codec", [][]int{{1}}, PrefillOptions{Codec: "int3"}, ErrInvalidInput},
 		{"negative block", [][]int{{1}}, PrefillOptions{BlockSize: -2}, ErrInvalidInput},
 	}
 	for _, tc := range tests {
