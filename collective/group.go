@@ -61,6 +61,7 @@ type Communicator struct {
 	// quantization.
 	scratch []byte
 	exact   []float32
+	striped []float32 // the batch-invariant layout's reordered buffer
 }
 
 // group is the state the communicators of one group share in-process: the
@@ -207,8 +208,21 @@ func (c *Communicator) allReduce(ctx context.Context, seq uint64, buf []float32,
 		return Stats{}, err
 	}
 	var qe quantErr
-	if err := c.execute(ctx, s, seq, buf, &qe); err != nil {
+	work := buf
+	if p.stripes > 1 {
+		// The batch-invariant layout: run the schedule on the buffer
+		// reordered stripe-major, then put the rows back.
+		if cap(c.striped) < len(buf) {
+			c.striped = make([]float32, len(buf))
+		}
+		work = c.striped[:len(buf)]
+		stripe(work, buf, p.rowElems, p.stripes)
+	}
+	if err := c.execute(ctx, s, seq, work, &qe); err != nil {
 		return Stats{}, err
+	}
+	if p.stripes > 1 {
+		unstripe(buf, work, p.rowElems, p.stripes)
 	}
 	start := make([]float64, c.Size())
 	linkFree := make([]float64, nw.NumLinks())
@@ -234,7 +248,7 @@ func (c *Communicator) allReduce(ctx context.Context, seq uint64, buf []float32,
 	}
 	c.dev.AdvanceTo(res.end[c.rank])
 	return Stats{
-		Codec: p.codec.Kind(), Algorithm: p.algorithm, Elements: len(buf),
+		Codec: p.codec.Kind(), Algorithm: p.algorithm, Elements: len(buf), Stripes: p.stripes,
 		WireBytes: s.wire[c.rank], SimSeconds: res.end[c.rank] - start[c.rank],
 		QuantErrSq: qe.errSq, QuantRefSq: qe.refSq,
 	}, nil

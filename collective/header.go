@@ -17,11 +17,13 @@ import (
 //	u8  len + algorithm name
 //	i64 segment values
 //	i64 fallback values
+//	i64 row values (batch-invariant layout; 0 = off)
+//	i64 plan rows
 //	f64 sender's simulated clock (seconds)
 //	u16 number of outgoing links, then f64 free time of each
 //
 // Names are at most 32 bytes; a header is at most 1 KiB with 64 links.
-const headerVersion = 1
+const headerVersion = 2
 
 const maxHeaderName = 32
 
@@ -35,6 +37,8 @@ func (h header) marshal() []byte {
 	b = appendName(b, string(h.opts.Algorithm))
 	b = binary.LittleEndian.AppendUint64(b, uint64(int64(h.opts.SegmentElems)))
 	b = binary.LittleEndian.AppendUint64(b, uint64(int64(h.opts.FallbackElems)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(int64(h.opts.RowElems)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(int64(h.opts.PlanRows)))
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(h.clock))
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(h.linkFree)))
 	for _, t := range h.linkFree {
@@ -71,6 +75,8 @@ func unmarshalHeader(b []byte, wantLinks int) (header, error) {
 	h.opts.Algorithm = Algorithm(r.name())
 	h.opts.SegmentElems = int(int64(r.u64()))
 	h.opts.FallbackElems = int(int64(r.u64()))
+	h.opts.RowElems = int(int64(r.u64()))
+	h.opts.PlanRows = int(int64(r.u64()))
 	h.clock = math.Float64frombits(r.u64())
 	links := int(r.u16())
 	if r.err != nil {

@@ -45,13 +45,42 @@ type Options struct {
 	FallbackElems int
 	// Timeout bounds the whole call; 0 = the communicator's default.
 	Timeout time.Duration
+
+	// RowElems > 0 makes the call batch invariant: buf holds whole rows of
+	// RowElems values (one token's activations each), and every value's
+	// result depends only on its own row's partial sums on each rank, not
+	// on how many rows the buffer holds or where its row sits in it:
+	//
+	//   - the call runs on a striped layout: each row is cut into S equal
+	//     stripes (S = the algorithm's number of final chunks: N ranks for
+	//     ring, twoshot and torus2d, 2N for biring, 1 for oneshot) and the
+	//     buffer is reordered stripe-major, so chunk c of the schedule is
+	//     stripe c of every row and each column is always reduced by the
+	//     same ranks in the same order;
+	//   - quantization blocks restart at every row stripe (a stripe whose
+	//     width is not a multiple of the block size ends in a short
+	//     block), so no block holds values of two tokens;
+	//   - the automatic algorithm and the estimator's bf16 fallback are
+	//     decided for a buffer of PlanRows rows, never the call's length.
+	//
+	// RowElems must divide len(buf), and S must divide RowElems.
+	RowElems int
+	// PlanRows is the buffer length, in rows, at which a batch-invariant
+	// call decides its algorithm and fallback; 0 = DefaultPlanRows.
+	PlanRows int
 }
+
+// DefaultPlanRows is the row count at which batch-invariant calls decide
+// their algorithm and fallback when Options.PlanRows is 0: a 2048-token
+// batch, the server's default token budget.
+const DefaultPlanRows = 2048
 
 // Stats describe one completed AllReduce as seen by one rank.
 type Stats struct {
 	Codec      CodecKind // the codec actually used (after any fallback)
 	Algorithm  Algorithm // the algorithm actually used
 	Elements   int
+	Stripes    int     // stripes per row of the batch-invariant layout; 0 = not invariant
 	WireBytes  int64   // bytes this rank sent
 	SimSeconds float64 // duration on this device's simulated TPU clock
 	// QuantErrSq and QuantRefSq measure the final quantization of the

@@ -23,7 +23,35 @@ type plan struct {
 	algorithm Algorithm
 	segElems  int // 0: no segmenting
 	n         int
+	// rowElems > 0: batch-invariant layout (Options.RowElems) with
+	// stripes stripes per row.
+	rowElems, stripes int
 }
+
+// unit is the granularity at which the schedule cuts the buffer into
+// chunks and segments: a quantization block, or in the batch-invariant
+// layout one row stripe.
+func (p plan) unit() int {
+	if p.rowElems > 0 {
+		return p.rowElems / p.stripes
+	}
+	return p.codec.BlockSize()
+}
+
+// stripesFor is the number of final chunks of an algorithm on size ranks:
+// the stripes per row of its batch-invariant layout.
+func stripesFor(a Algorithm, size int) int {
+	switch {
+	case size == 1 || a == AlgoOneShot:
+		return 1
+	case a == AlgoBiRing:
+		return 2 * size
+	}
+	return size
+}
+
+// maxPlanElems bounds the buffer a batch-invariant call plans for.
+const maxPlanElems = 1 << 28
 
 // profKey identifies a profile's cost figures.
 type profKey struct {
@@ -38,12 +66,17 @@ func keyOf(p tpu.Profile) profKey {
 }
 
 type schedKey struct {
-	topo      tpu.Topology
-	n         int
-	codec     CodecKind
-	block     int
-	algorithm Algorithm
-	seg       int
+	topo              tpu.Topology
+	n                 int
+	codec             CodecKind
+	block             int
+	algorithm         Algorithm
+	seg               int
+	rowElems, stripes int
+}
+
+func schedKeyOf(topo tpu.Topology, p plan) schedKey {
+	return schedKey{topo, p.n, p.codec.Kind(), p.codec.BlockSize(), p.algorithm, p.segElems, p.rowElems, p.stripes}
 }
 
 type priceKey struct {
@@ -98,10 +131,42 @@ func cachedNetwork(topo tpu.Topology, prof tpu.Profile) (*tpu.Network, error) {
 // quantized codec is used only where it prices faster than bf16 on this
 // topology, profile and size (the measured crossover), so the quantized
 // path is never slower than bf16 on the cost model.
+//
+// With Options.RowElems > 0 the codec after fallback and the algorithm are
+// decided once for a buffer of PlanRows rows, then used for n.
 func resolve(nw *tpu.Network, n int, opts Options) (plan, error) {
 	if n < 0 {
 		return plan{}, fmt.Errorf("negative length %d", n)
 	}
+	if opts.RowElems < 0 || opts.PlanRows < 0 {
+		return plan{}, fmt.Errorf("row values %d and plan rows %d must not be negative", opts.RowElems, opts.PlanRows)
+	}
+	if opts.RowElems == 0 {
+		return resolveSized(nw, n, opts)
+	}
+	w := opts.RowElems
+	if n%w != 0 {
+		return plan{}, fmt.Errorf("batch-invariant call of %d values: not a whole number of rows of %d", n, w)
+	}
+	rows := opts.PlanRows
+	if rows == 0 {
+		rows = DefaultPlanRows
+	}
+	if rows > maxPlanElems/w {
+		return plan{}, fmt.Errorf("batch-invariant plan of %d rows of %d values exceeds %d values", rows, w, maxPlanElems)
+	}
+	d, err := resolveSized(nw, rows*w, opts)
+	if err != nil {
+		return plan{}, err
+	}
+	fixed := opts
+	fixed.Codec, fixed.Algorithm, fixed.FallbackElems = d.codec.Kind(), d.algorithm, -1
+	return resolveCodec(nw, n, fixed.Codec, fixed)
+}
+
+// resolveSized is resolve with the fallback and the automatic algorithm
+// decided for n values.
+func resolveSized(nw *tpu.Network, n int, opts Options) (plan, error) {
 	kind := opts.Codec
 	if kind == "" {
 		kind = CodecInt8
@@ -142,7 +207,6 @@ func resolveCodec(nw *tpu.Network, n int, kind CodecKind, opts Options) (plan, e
 	if err != nil {
 		return plan{}, err
 	}
-	block := c.BlockSize()
 	seg := opts.SegmentElems
 	switch {
 	case seg == 0:
@@ -150,28 +214,40 @@ func resolveCodec(nw *tpu.Network, n int, kind CodecKind, opts Options) (plan, e
 	case seg < 0:
 		seg = 0
 	}
-	if seg > 0 {
-		seg = (seg + block - 1) / block * block
-	}
-	p := plan{codec: c, segElems: seg, n: n}
+	p := plan{codec: c, segElems: seg, n: n, rowElems: opts.RowElems}
 	topo := nw.Topology()
 	switch opts.Algorithm {
 	case "", AlgoAuto:
-		a, err := chooseAuto(nw, p)
-		if err != nil {
-			return plan{}, err
-		}
-		p.algorithm = a
+		return chooseAuto(nw, p)
 	case AlgoRing, AlgoBiRing, AlgoTwoShot, AlgoOneShot:
-		p.algorithm = opts.Algorithm
 	case AlgoTorus2D:
 		if topo.Kind != tpu.KindTorus {
 			return plan{}, fmt.Errorf("algorithm %q needs a torus topology, have %s", opts.Algorithm, topo)
 		}
-		p.algorithm = opts.Algorithm
 	default:
 		return plan{}, fmt.Errorf("unknown algorithm %q (want %q, %q, %q, %q, %q or %q)",
 			opts.Algorithm, AlgoAuto, AlgoRing, AlgoBiRing, AlgoTorus2D, AlgoTwoShot, AlgoOneShot)
+	}
+	return withAlgorithm(p, topo, opts.Algorithm)
+}
+
+// withAlgorithm completes a plan for an algorithm: in the batch-invariant
+// layout the stripes per row and the codec that restarts blocks at every
+// stripe; then the segment size in whole units.
+func withAlgorithm(p plan, topo tpu.Topology, a Algorithm) (plan, error) {
+	p.algorithm = a
+	if p.rowElems > 0 {
+		p.stripes = stripesFor(a, topo.Size())
+		if p.rowElems%p.stripes != 0 {
+			return plan{}, fmt.Errorf("batch-invariant %s on %d ranks cuts rows into %d stripes, which does not divide the row of %d values (algorithm %q always can)",
+				a, topo.Size(), p.stripes, p.rowElems, AlgoOneShot)
+		}
+		if w, b := p.unit(), p.codec.BlockSize(); w%b != 0 {
+			p.codec = rowCodec{inner: p.codec, width: w}
+		}
+	}
+	if u := p.unit(); p.segElems > 0 {
+		p.segElems = (p.segElems + u - 1) / u * u
 	}
 	return p, nil
 }
@@ -179,7 +255,7 @@ func resolveCodec(nw *tpu.Network, n int, kind CodecKind, opts Options) (plan, e
 // price is the simulated time of a plan from idle clocks (cached).
 func price(nw *tpu.Network, p plan) (float64, error) {
 	topo := nw.Topology()
-	k := priceKey{schedKey{topo, p.n, p.codec.Kind(), p.codec.BlockSize(), p.algorithm, p.segElems}, keyOf(nw.Profile())}
+	k := priceKey{schedKeyOf(topo, p), keyOf(nw.Profile())}
 	cache.Lock()
 	t, ok := cache.price[k]
 	cache.Unlock()
@@ -213,24 +289,32 @@ func candidates(topo tpu.Topology) []Algorithm {
 	return append(as, AlgoTwoShot)
 }
 
-// chooseAuto prices every candidate with the estimator and picks the
-// fastest (ties: the earlier candidate).
-func chooseAuto(nw *tpu.Network, p plan) (Algorithm, error) {
+// chooseAuto prices every candidate with the estimator and returns the
+// plan of the fastest (ties: the earlier candidate). In the batch-invariant
+// layout candidates whose stripes do not divide the row are skipped, and
+// oneshot (one stripe) is the last resort.
+func chooseAuto(nw *tpu.Network, p plan) (plan, error) {
 	topo := nw.Topology()
 	if topo.Size() == 1 {
-		return AlgoRing, nil
+		return withAlgorithm(p, topo, AlgoRing)
 	}
-	best, bestT := Algorithm(""), math.Inf(1)
+	var best plan
+	bestT := math.Inf(1)
 	for _, cand := range candidates(topo) {
-		q := p
-		q.algorithm = cand
+		q, err := withAlgorithm(p, topo, cand)
+		if err != nil {
+			continue
+		}
 		t, err := price(nw, q)
 		if err != nil {
-			return "", err
+			return plan{}, err
 		}
 		if t < bestT {
-			best, bestT = cand, t
+			best, bestT = q, t
 		}
+	}
+	if math.IsInf(bestT, 1) {
+		return withAlgorithm(p, topo, AlgoOneShot)
 	}
 	return best, nil
 }
@@ -245,7 +329,7 @@ func maxOf(xs []float64) float64 {
 
 // buildSchedule returns the (cached) schedule of a plan on a topology.
 func buildSchedule(topo tpu.Topology, p plan) (*schedule, error) {
-	k := schedKey{topo, p.n, p.codec.Kind(), p.codec.BlockSize(), p.algorithm, p.segElems}
+	k := schedKeyOf(topo, p)
 	cache.Lock()
 	s, ok := cache.sched[k]
 	cache.Unlock()
@@ -254,7 +338,7 @@ func buildSchedule(topo tpu.Topology, p plan) (*schedule, error) {
 	}
 	size := topo.Size()
 	b := newBuilder(size, p.n, p.codec, p.algorithm, p.segElems)
-	block := p.codec.BlockSize()
+	block := p.unit()
 	if size > 1 && p.n > 0 {
 		switch p.algorithm {
 		case AlgoRing:
@@ -286,6 +370,7 @@ type EstimateResult struct {
 	Codec        CodecKind // after any fallback
 	Algorithm    Algorithm // after auto
 	BlockSize    int       // values per block (1 for f32 and bf16)
+	Stripes      int       // stripes per row of the batch-invariant layout; 0 = not invariant
 	SegmentElems int       // 0: no segmenting
 	Elements     int
 	// SimSeconds is the simulated TPU time from a common start (all clocks
@@ -320,7 +405,7 @@ func Estimate(topo tpu.Topology, prof tpu.Profile, elements int, opts Options) (
 		return EstimateResult{}, fmt.Errorf("collective: estimate: %w", err)
 	}
 	e := EstimateResult{
-		Codec: p.codec.Kind(), Algorithm: p.algorithm, BlockSize: p.codec.BlockSize(),
+		Codec: p.codec.Kind(), Algorithm: p.algorithm, BlockSize: p.codec.BlockSize(), Stripes: p.stripes,
 		SegmentElems: p.segElems, Elements: elements, SimSeconds: maxOf(res.end),
 		RankSeconds: res.end, RankWireBytes: append([]int64(nil), s.wire...), Messages: len(s.msgs),
 	}

@@ -54,6 +54,13 @@ func ReplayLocalWork(topo tpu.Topology, prof tpu.Profile, rank int, buf []float3
 	}
 	arena := make([]byte, total)
 	work := make([]float32, len(buf))
+	if p.stripes > 1 {
+		// The executor runs on the batch-invariant layout's reordering
+		// (its two copies are not timed here).
+		striped := make([]float32, len(buf))
+		stripe(striped, buf, p.rowElems, p.stripes)
+		buf = striped
+	}
 	codec := s.codec
 	var w LocalWork
 	for pass := 0; pass < 2; pass++ {
