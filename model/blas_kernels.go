@@ -14,6 +14,12 @@ import (
 // ("kernels/avx512", "kernels/avx2" or "kernels/go").
 var BLAS = "kernels/" + kernels.Variant()
 
+// RowInvariant reports whether a row's matrix products are bitwise the
+// same whatever the number of rows multiplied with it: true for the
+// kernels package (fixed K order, no splitting by row count; its tests
+// prove it for every micro-kernel).
+const RowInvariant = true
+
 // In the default build the kernels package's Sgemm replaces gonum's pure-Go
 // one under gorgonia and its tensor engine (gonum still serves every other
 // BLAS routine).

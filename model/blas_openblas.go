@@ -16,6 +16,11 @@ import (
 // build; attention tiles run on the kernels package in every build.
 const BLAS = "openblas"
 
+// RowInvariant reports whether a row's matrix products are bitwise the
+// same whatever the number of rows multiplied with it. OpenBLAS picks its
+// kernels and blocking by shape, so not in this build.
+const RowInvariant = false
+
 // With the openblas build tag, OpenBLAS (through gonum's netlib cgo binding)
 // replaces gonum's pure-Go BLAS under gorgonia and its tensor engine. Each
 // emulated device is one goroutine, so OpenBLAS runs one thread per call:

@@ -258,10 +258,15 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 	if err := b.w.Up.Forward(ctx, h, n, u); err != nil {
 		return fmt.Errorf("layer %d: w_up: %w", b.layer, err)
 	}
+	// Row by row: the SIMD kernels leave a scalar tail, and which values
+	// fall in it must depend on the column only, never on the row count,
+	// so a token's activations do not change with its batch.
+	act := kernels.SiLUMul
 	if b.f.act == ActGELUTanh {
-		kernels.GELUTanhMul(g, u)
-	} else {
-		kernels.SiLUMul(g, u)
+		act = kernels.GELUTanhMul
+	}
+	for r := 0; r < n; r++ {
+		act(g[r*hid:(r+1)*hid], u[r*hid:(r+1)*hid])
 	}
 	m.Charge(mlpOps...) // before w_down and its AllReduce
 	if err := b.w.Down.Forward(ctx, g, n, o); err != nil {

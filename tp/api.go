@@ -8,7 +8,10 @@ import (
 type PrefillOptions struct {
 	Codec     collective.CodecKind // AllReduce codec for every row-parallel output
 	BlockSize int                  // quantization block size; 0 = codec default
-	TopK      int                  // top-k alternatives per position, 0..20
+	// Policy, when set, chooses the codec and block size per reduction
+	// site instead (Codec and BlockSize must then be empty).
+	Policy *Policy
+	TopK   int // top-k alternatives per position, 0..20
 	// FullLogprobs also returns the whole log-softmax row of every position
 	// (n x vocab per sequence), for KL comparisons between codecs.
 	FullLogprobs bool
@@ -52,5 +55,12 @@ type PrefillResult struct {
 	// f32, or with one device. Re-quantization during reduce-scatter hops is
 	// not included.
 	QuantRelErrRMS float64
-	Codec          collective.CodecKind
+	// Codec names the codecs the AllReduces ran (after any fallback),
+	// joined by "+" when they differ.
+	Codec collective.CodecKind
+	// SiteCodecs[2l] and SiteCodecs[2l+1] are the codecs layer l's
+	// attention and MLP reductions ran (after any fallback); nil at tp 1.
+	// Reductions is their compact summary ("int8", "int8 x 10, int4 x 6").
+	SiteCodecs []Setting
+	Reductions string
 }

@@ -3,6 +3,7 @@ package tp
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +71,7 @@ func newRemoteCluster(cfg EngineConfig, node *transport.Node) (*remoteCluster, e
 func (c *remoteCluster) Size() int           { return c.mesh.Size() }
 func (c *remoteCluster) Local() []int        { return c.local }
 func (c *remoteCluster) Device(r int) device { return c.mesh.Device(r) }
+func (c *remoteCluster) Mesh() *tpu.Mesh     { return c.mesh }
 
 // SyncClocks sets this process's device clocks to their latest.
 func (c *remoteCluster) SyncClocks() float64 {
@@ -275,8 +277,8 @@ func (e *Engine) distRank(ctx context.Context, rk *rank, batch []byte) ([][]byte
 	if adv, ok := rk.dev.(interface{ AdvanceTo(float64) }); ok {
 		adv.AdvanceTo(t0) // every rank starts the batch at the driver's clock
 	}
-	rk.opts = e.ecfg.AllReduceOptions(opts)
-	rk.stats = rankStats{codecs: map[collective.CodecKind]int{}}
+	rk.opts, _ = e.siteOptions(opts)
+	rk.stats = newRankStats(len(rk.opts))
 	var full []float32
 	vs := rk.vhi - rk.vlo
 	if opts.FullLogprobs {
@@ -315,6 +317,7 @@ func (e *Engine) assembleDist(batch []byte, parts [][]byte) (*PrefillResult, flo
 	res := &PrefillResult{}
 	codecs := map[collective.CodecKind]int{}
 	var simEnd, qErr, qRef float64
+	var ran []collective.CodecKind
 	for r, p := range parts {
 		vlo, vhi := SplitRange(V, len(parts), r)
 		rr, err := decodeRankResult(p, n, k, vhi-vlo, opts.FullLogprobs)
@@ -338,12 +341,13 @@ func (e *Engine) assembleDist(batch []byte, parts [][]byte) (*PrefillResult, flo
 		}
 		if r == 0 {
 			res.AllReduceCalls = rr.st.calls
+			ran = rr.st.siteCodecs
 		}
 	}
 	if qRef > 0 {
 		res.QuantRelErrRMS = math.Sqrt(qErr / qRef)
 	}
-	res.Codec = e.ecfg.AllReduceOptions(opts).Codec
+	e.summarize(res, opts, ran)
 	if len(codecs) > 0 {
 		names := make([]string, 0, len(codecs))
 		for c := range codecs {
@@ -405,8 +409,9 @@ func RunWorker(ctx context.Context, src weights.Source, cfg EngineConfig, node *
 
 // The batch on the wire (little endian): magic "EQXB", t0 (f64, simulated
 // seconds), codec name (u8 length + bytes), block size (u32), top-k (u8),
-// full logprobs (u8), number of sequences (u32), then per sequence its
-// length (u32) and ids (u32 each).
+// full logprobs (u8), the reduction policy as JSON (u32 length, 0 = none),
+// number of sequences (u32), then per sequence its length (u32) and ids
+// (u32 each).
 const batchMagic = 0x42515845 // "EQXB"
 
 func encodeBatch(in *batchIn, opts PrefillOptions, t0 float64) []byte {
@@ -422,6 +427,12 @@ func encodeBatch(in *batchIn, opts PrefillOptions, t0 float64) []byte {
 		full = 1
 	}
 	b = append(b, full)
+	var pol []byte
+	if opts.Policy != nil {
+		pol, _ = json.Marshal(opts.Policy) // plain fields: cannot fail
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(pol)))
+	b = append(b, pol...)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(in.seqs)))
 	for _, sp := range in.seqs {
 		b = binary.LittleEndian.AppendUint32(b, uint32(sp[1]-sp[0]))
@@ -444,6 +455,16 @@ func decodeBatch(b []byte) (seqs [][]int, opts PrefillOptions, t0 float64, err e
 	opts.BlockSize = int(int32(r.u32()))
 	opts.TopK = int(r.u8())
 	opts.FullLogprobs = r.u8() == 1
+	if np := int(r.u32()); np > 0 {
+		if np > len(r.b) {
+			return nil, opts, 0, errBatch
+		}
+		var p Policy
+		if err := json.Unmarshal(r.bytes(np), &p); err != nil {
+			return nil, opts, 0, fmt.Errorf("%w: policy: %v", errBatch, err)
+		}
+		opts.Policy = &p
+	}
 	ns := int(r.u32())
 	if r.err != nil || ns > len(r.b)/4 {
 		return nil, opts, 0, errBatch
@@ -476,7 +497,8 @@ type rankResult struct {
 // Σexp (f64), target logit (f32), has-target (u8), top count (u8) and
 // (id u32, logit f32) pairs; then calls (u32), wire bytes (i64), simulated
 // AllReduce seconds, squared quantization error and reference (f64), the
-// codecs used (u8 count, then name and u32 count each), the rank's clock
+// codecs used (u8 count, then name and u32 count each), the codec of each
+// reduction site (u32 count, then u8 length and name each), the rank's clock
 // (f64), and its slice of full logits when asked for.
 func encodeRankResult(rk *rank, rows []rowStats, full []float32) []byte {
 	b := make([]byte, 0, len(rows)*(18+8*4)+64+4*len(full))
@@ -510,6 +532,11 @@ func encodeRankResult(rk *rank, rows []rowStats, full []float32) []byte {
 		b = append(b, byte(len(n)))
 		b = append(b, n...)
 		b = binary.LittleEndian.AppendUint32(b, uint32(st.codecs[collective.CodecKind(n)]))
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(st.siteCodecs)))
+	for _, c := range st.siteCodecs {
+		b = append(b, byte(len(c)))
+		b = append(b, c...)
 	}
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(rk.dev.Now()))
 	for _, v := range full {
@@ -547,6 +574,14 @@ func decodeRankResult(b []byte, n, k, vs int, full bool) (rankResult, error) {
 	for i := 0; i < nc; i++ {
 		name := r.bytes(int(r.u8()))
 		out.st.codecs[collective.CodecKind(name)] = int(r.u32())
+	}
+	ns := int(r.u32())
+	if ns > len(r.b) {
+		return out, fmt.Errorf("%w: %d site codecs", errBatch, ns)
+	}
+	out.st.siteCodecs = make([]collective.CodecKind, ns)
+	for i := range out.st.siteCodecs {
+		out.st.siteCodecs[i] = collective.CodecKind(r.bytes(int(r.u8())))
 	}
 	out.now = math.Float64frombits(r.u64())
 	if full {

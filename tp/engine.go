@@ -13,6 +13,7 @@ import (
 	"github.com/equarx/equarx/collective"
 	"github.com/equarx/equarx/cost"
 	"github.com/equarx/equarx/model"
+	"github.com/equarx/equarx/tpu"
 	"github.com/equarx/equarx/weights"
 )
 
@@ -49,6 +50,13 @@ type EngineConfig struct {
 	SegmentElems  int
 	FallbackElems int
 	Timeout       time.Duration
+	// BatchInvariant runs every AllReduce in the batch-invariant layout
+	// (collective.Options.RowElems = the model width): a sequence's
+	// answer is then bitwise independent of the other sequences of its
+	// batch. PlanRows is the row count at which its algorithm and
+	// fallback are decided (0 = collective.DefaultPlanRows).
+	BatchInvariant bool
+	PlanRows       int
 
 	// Exec is how the simulated TPU executes the model's operations (package
 	// cost); the zero value is the baseline execution.
@@ -67,6 +75,54 @@ func (c EngineConfig) AllReduceOptions(opts PrefillOptions) collective.Options {
 		Codec: codec, BlockSize: opts.BlockSize, Algorithm: c.Algorithm,
 		SegmentElems: c.SegmentElems, FallbackElems: c.FallbackElems, Timeout: c.Timeout,
 	}
+}
+
+// siteOptions returns the AllReduce options of every reduction site of a
+// prefill with opts (index 2*layer for attention, 2*layer+1 for the MLP)
+// and the settings they come from. opts must have been validated.
+func (e *Engine) siteOptions(opts PrefillOptions) ([]collective.Options, []Setting) {
+	pol := opts.Policy
+	if pol == nil {
+		codec := opts.Codec
+		if codec == "" {
+			codec = collective.CodecInt8
+		}
+		pol = Uniform(Setting{Codec: codec, BlockSize: opts.BlockSize})
+	}
+	sets := pol.Sites(e.cfg.Layers)
+	out := make([]collective.Options, len(sets))
+	for i, st := range sets {
+		o := e.ecfg.AllReduceOptions(PrefillOptions{Codec: st.Codec, BlockSize: st.BlockSize})
+		if e.ecfg.BatchInvariant {
+			o.RowElems, o.PlanRows = e.cfg.Dim, e.ecfg.PlanRows
+		}
+		out[i] = o
+	}
+	return out, sets
+}
+
+// checkInvariant makes sure every codec can run in the batch-invariant
+// layout on this mesh and model width (the stripes of the algorithm the
+// engine is configured with must divide the row), so a misconfiguration
+// fails at start instead of in a request.
+func (e *Engine) checkInvariant() error {
+	if !e.ecfg.BatchInvariant {
+		return nil
+	}
+	if !model.RowInvariant {
+		return fmt.Errorf("tp: batch-invariant prefill needs row-count-invariant matrix products; this build's BLAS (%s) is not", model.BLAS)
+	}
+	if e.ecfg.TP == 1 {
+		return nil
+	}
+	m := e.cl.Mesh()
+	for _, k := range collective.Codecs() {
+		o, _ := e.siteOptions(PrefillOptions{Codec: k})
+		if _, err := collective.Estimate(m.Topology(), m.Profile(), e.cfg.Dim, o[0]); err != nil {
+			return fmt.Errorf("tp: batch-invariant reductions on %s with width %d: %w", m.Topology(), e.cfg.Dim, err)
+		}
+	}
+	return nil
 }
 
 // device is what a rank needs of an emulated TPU device.
@@ -92,6 +148,8 @@ type cluster interface {
 	NewGroup() ([]communicator, error)
 	// SyncClocks sets every device clock to the latest and returns it.
 	SyncClocks() float64
+	// Mesh describes the whole group (topology and network profile).
+	Mesh() *tpu.Mesh
 }
 
 type rankStats struct {
@@ -104,6 +162,7 @@ type rankStats struct {
 	wireBytes                int64
 	simSeconds               float64
 	codecs                   map[collective.CodecKind]int
+	siteCodecs               []collective.CodecKind // per site, the codec its last AllReduce ran
 	// Squared final-quantization error of the values this rank owned in
 	// its AllReduces, and the squared values (collective.Stats).
 	quantErrSq, quantRefSq float64
@@ -118,7 +177,7 @@ type rank struct {
 	head     *model.Weight // LM head rows [vlo, vhi), [vhi-vlo, dim]
 	vlo, vhi int
 
-	opts  collective.Options // of the running batch
+	opts  []collective.Options // of the running batch, per reduction site
 	stats rankStats
 	cost  *cost.Model
 }
@@ -186,6 +245,9 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster, cm *cost.Model
 		}
 	}
 	e := &Engine{cfg: cfg, arch: arch, ecfg: ecfg, cl: cl}
+	if err := e.checkInvariant(); err != nil {
+		return nil, err
+	}
 	emb, err := src.Tensor("embed")
 	if err != nil {
 		return nil, fmt.Errorf("tp: embed: %w", err)
@@ -316,14 +378,14 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 			}
 		}
 		col := func(w *model.Weight) *ColumnParallelLinear { return &ColumnParallelLinear{w: w, rk: rk} }
-		row := func(w *model.Weight) *RowParallelLinear {
-			return &RowParallelLinear{w: w, rk: rk, ReduceResults: true}
+		row := func(w *model.Weight, site int) *RowParallelLinear {
+			return &RowParallelLinear{w: w, rk: rk, ReduceResults: true, site: site}
 		}
 		n := norms[l]
 		lw := model.LayerWeights{
 			AttnNorm: n.attn, FFNNorm: n.ffn,
-			Q: col(ws[0]), K: col(ws[1]), V: col(ws[2]), O: row(ws[3]),
-			Gate: col(ws[4]), Up: col(ws[5]), Down: row(ws[6]),
+			Q: col(ws[0]), K: col(ws[1]), V: col(ws[2]), O: row(ws[3], 2*l),
+			Gate: col(ws[4]), Up: col(ws[5]), Down: row(ws[6], 2*l+1),
 			QNorm: n.q, KNorm: n.k, PostAttnNorm: n.postAttn, PostFFNNorm: n.postFFN,
 			Heads: hs,
 		}
@@ -377,6 +439,22 @@ func (e *Engine) validate(seqs [][]int, opts PrefillOptions) (*batchIn, error) {
 	}
 	if opts.BlockSize < 0 {
 		return nil, fmt.Errorf("%w: block size %d is negative", ErrInvalidInput, opts.BlockSize)
+	}
+	if opts.Policy != nil {
+		if opts.Codec != "" || opts.BlockSize != 0 {
+			return nil, fmt.Errorf("%w: a reduction policy and a codec or block size in the same call", ErrInvalidInput)
+		}
+		if err := opts.Policy.Validate(e.cfg.Layers); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+		}
+	} else if opts.BlockSize != 0 {
+		codec := opts.Codec
+		if codec == "" {
+			codec = collective.CodecInt8
+		}
+		if err := collective.CheckCodec(codec, opts.BlockSize); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+		}
 	}
 	in := &batchIn{}
 	lens := make([]int, len(seqs))
@@ -442,8 +520,7 @@ func (e *Engine) Prefill(ctx context.Context, seqs [][]int, opts PrefillOptions)
 	if e.dist != nil {
 		return e.prefillDist(ctx, in, opts)
 	}
-	copts := e.ecfg.AllReduceOptions(opts)
-	codec := copts.Codec
+	copts, _ := e.siteOptions(opts)
 	n := in.b.N
 	var full []float32
 	if opts.FullLogprobs {
@@ -460,7 +537,7 @@ func (e *Engine) Prefill(ctx context.Context, seqs [][]int, opts PrefillOptions)
 	var wg sync.WaitGroup
 	for r, rk := range e.ranks {
 		rk.opts = copts
-		rk.stats = rankStats{codecs: map[collective.CodecKind]int{}}
+		rk.stats = newRankStats(len(copts))
 		wg.Go(func() {
 			defer func() {
 				if p := recover(); p != nil {
@@ -491,7 +568,8 @@ func (e *Engine) Prefill(ctx context.Context, seqs [][]int, opts PrefillOptions)
 		return nil, fmt.Errorf("tp: prefill: %w", err)
 	}
 
-	res := &PrefillResult{Codec: codec}
+	res := &PrefillResult{}
+	e.summarize(res, opts, e.ranks[0].stats.siteCodecs)
 	var simEnd, qErr, qRef float64
 	codecs := map[collective.CodecKind]int{}
 	for _, rk := range e.ranks {
@@ -520,6 +598,29 @@ func (e *Engine) Prefill(ctx context.Context, seqs [][]int, opts PrefillOptions)
 	res.Seqs = e.assemble(in, stats, opts, full)
 	res.WallSeconds = time.Since(wall).Seconds()
 	return res, nil
+}
+
+func newRankStats(sites int) rankStats {
+	return rankStats{codecs: map[collective.CodecKind]int{}, siteCodecs: make([]collective.CodecKind, sites)}
+}
+
+// summarize fills the result's codec fields: what each site ran (rank 0's
+// record; every rank runs the same plan), or with one rank what it would
+// have asked for.
+func (e *Engine) summarize(res *PrefillResult, opts PrefillOptions, ran []collective.CodecKind) {
+	_, sets := e.siteOptions(opts)
+	res.Codec = sets[0].Codec
+	if e.ecfg.TP > 1 && len(ran) == len(sets) {
+		res.SiteCodecs = make([]Setting, len(sets))
+		for i, st := range sets {
+			if ran[i] != "" && ran[i] != st.Codec {
+				st = Setting{Codec: ran[i]} // fell back
+			}
+			res.SiteCodecs[i] = st
+		}
+		sets = res.SiteCodecs
+	}
+	res.Reductions = Summary(sets)
 }
 
 // firstCause returns the first error that is not a mere consequence of the

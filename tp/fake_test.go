@@ -2,6 +2,7 @@ package tp
 
 import (
 	"context"
+	"github.com/equarx/equarx/tpu"
 	"sync"
 
 	"github.com/equarx/equarx/collective"
@@ -43,6 +44,10 @@ func (c *exactCluster) Local() []int {
 	return rs
 }
 func (c *exactCluster) Device(r int) device { return c.devs[r] }
+
+// Mesh is nil: the exact cluster has no network to plan on (its engines
+// are never batch invariant).
+func (c *exactCluster) Mesh() *tpu.Mesh { return nil }
 func (c *exactCluster) SyncClocks() float64 {
 	var m float64
 	for _, d := range c.devs {

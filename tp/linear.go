@@ -37,6 +37,7 @@ type RowParallelLinear struct {
 	w             *model.Weight
 	rk            *rank
 	ReduceResults bool
+	site          int // reduction site: 2*layer (attention) or 2*layer+1 (MLP)
 }
 
 var _ model.Linear = (*RowParallelLinear)(nil)
@@ -55,17 +56,17 @@ func (l *RowParallelLinear) Forward(ctx context.Context, x []float32, n int, out
 	if !l.ReduceResults {
 		return nil
 	}
-	return allReduce(ctx, l.rk, out[:n*l.w.Out])
+	return allReduce(ctx, l.rk, out[:n*l.w.Out], l.site)
 }
 
-// allReduce sums buf over the tensor-parallel ("tp") group in place with the
-// codec of the running batch. It is the only place that calls
-// Communicator.AllReduce; with one rank it returns at once.
-func allReduce(ctx context.Context, rk *rank, buf []float32) error {
+// allReduce sums buf over the tensor-parallel ("tp") group in place with
+// the options of the running batch for the reduction site. It is the only
+// place that calls Communicator.AllReduce; with one rank it returns at once.
+func allReduce(ctx context.Context, rk *rank, buf []float32, site int) error {
 	if rk.size == 1 {
 		return nil
 	}
-	st, err := rk.comm.AllReduce(ctx, buf, rk.opts)
+	st, err := rk.comm.AllReduce(ctx, buf, rk.opts[site])
 	if err != nil {
 		return fmt.Errorf("tp allreduce (rank %d, %d values): %w", rk.id, len(buf), err)
 	}
@@ -73,6 +74,7 @@ func allReduce(ctx context.Context, rk *rank, buf []float32) error {
 	rk.stats.wireBytes += st.WireBytes
 	rk.stats.simSeconds += st.SimSeconds
 	rk.stats.codecs[st.Codec]++
+	rk.stats.siteCodecs[site] = st.Codec
 	rk.stats.quantErrSq += st.QuantErrSq
 	rk.stats.quantRefSq += st.QuantRefSq
 	return nil

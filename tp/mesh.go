@@ -71,6 +71,7 @@ func (c *meshCluster) Local() []int {
 }
 func (c *meshCluster) Device(r int) device { return c.mesh.Device(r) }
 func (c *meshCluster) SyncClocks() float64 { return c.mesh.SyncClocks() }
+func (c *meshCluster) Mesh() *tpu.Mesh     { return c.mesh }
 
 func (c *meshCluster) NewGroup() ([]communicator, error) {
 	cs, err := collective.NewGroup(c.mesh)

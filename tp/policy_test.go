@@ -1,0 +1,74 @@
+package tp
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/equarx/equarx/collective"
+)
+
+func TestPolicySites(t *testing.T) {
+	p := &Policy{Name: "p", Default: Setting{Codec: collective.CodecInt8},
+		Rules: []Rule{
+			{Layers: "1-2", Setting: Setting{Codec: collective.CodecInt4}},
+			{Layers: "2", Site: SiteMLP, Setting: Setting{Codec: collective.CodecBF16}},
+			{Layers: "-1", Site: SiteAttn, Setting: Setting{Codec: collective.CodecF32}},
+			{Layers: "-2--1", Site: SiteMLP, Setting: Setting{Codec: collective.CodecInt8, BlockSize: 64}},
+		}}
+	if err := p.Validate(5); err != nil {
+		t.Fatal(err)
+	}
+	got := p.Sites(5)
+	want := []string{"int8", "int8", "int4", "int4", "int4", "bf16", "int8", "int8/b64", "f32", "int8/b64"}
+	for i, s := range got {
+		if s.String() != want[i] {
+			t.Fatalf("site %d: %s, want %s (all: %v)", i, s, want[i], got)
+		}
+	}
+	if s := Summary(got); s != "int4 x 3, int8 x 3, int8/b64 x 2, bf16 x 1, f32 x 1" {
+		t.Fatalf("summary %q", s)
+	}
+	if s := Summary(Uniform(Setting{Codec: collective.CodecBF16}).Sites(3)); s != "bf16" {
+		t.Fatalf("uniform summary %q", s)
+	}
+}
+
+func TestPolicyErrors(t *testing.T) {
+	for _, tc := range []struct {
+		p    Policy
+		want string
+	}{
+		{Policy{Name: "a", Default: Setting{Codec: "int3"}}, "unknown allreduce codec"},
+		{Policy{Name: "b", Default: Setting{Codec: "int8", BlockSize: 7}}, "block size"},
+		{Policy{Name: "c", Default: Setting{Codec: "int8"}, Rules: []Rule{{Layers: "9", Setting: Setting{Codec: "int4"}}}}, "out of range"},
+		{Policy{Name: "d", Default: Setting{Codec: "int8"}, Rules: []Rule{{Layers: "3-1", Setting: Setting{Codec: "int4"}}}}, "empty"},
+		{Policy{Name: "e", Default: Setting{Codec: "int8"}, Rules: []Rule{{Site: "ffn", Setting: Setting{Codec: "int4"}}}}, "site"},
+		{Policy{Name: "f", Default: Setting{Codec: "int8"}, Rules: []Rule{{Layers: "x", Setting: Setting{Codec: "int4"}}}}, "not an integer"},
+	} {
+		err := tc.p.Validate(5)
+		if !errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("policy %s: %v, want %q", tc.p.Name, err, tc.want)
+		}
+	}
+}
+
+func TestParsePolicies(t *testing.T) {
+	ps, err := ParsePolicies([]byte(`[{"name":"x","default":{"codec":"int8"}},{"name":"y","default":{"codec":"int4","block_size":32},"rules":[{"layers":"0","site":"attn","codec":"bf16"}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 2 || ps[1].Rules[0].Codec != collective.CodecBF16 || ps[1].Default.BlockSize != 32 {
+		t.Fatalf("%+v", ps)
+	}
+	for _, bad := range []string{
+		`{"default":{"codec":"int8"}}`,
+		`[{"name":"x","default":{"codec":"int8"}},{"name":"x","default":{"codec":"int8"}}]`,
+		`{"name":"x","default":{"codec":"int8"},"extra":1}`,
+		`{"name":"x"} {}`,
+	} {
+		if _, err := ParsePolicies([]byte(bad)); !errors.Is(err, ErrPolicy) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}
