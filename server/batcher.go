@@ -16,6 +16,7 @@ import (
 type batchKey struct {
 	codec     collective.CodecKind
 	blockSize int
+	policy    string // a named reduction policy; then codec is its default's
 }
 
 // job is one sequence waiting for the engine.
@@ -39,6 +40,7 @@ type batchInfo struct {
 	WireBytes           int64
 	QuantRelErrRMS      float64
 	Codec               collective.CodecKind
+	Reductions          string // per-site summary (tp.PrefillResult.Reductions)
 }
 
 type jobResult struct {
@@ -250,6 +252,9 @@ func (b *batcher) run(batch []*job) {
 
 	key := batch[0].key
 	opts := tp.PrefillOptions{Codec: key.codec, BlockSize: key.blockSize, TopK: topK}
+	if key.policy != "" {
+		opts.Codec, opts.BlockSize, opts.Policy = "", 0, b.opts.Policies[key.policy]
+	}
 	start := time.Now()
 	res, err := b.callEngine(ctx, seqs, opts)
 	wall := time.Since(start).Seconds()
@@ -274,6 +279,7 @@ func (b *batcher) run(batch []*job) {
 		WireBytes:           res.WireBytes,
 		QuantRelErrRMS:      res.QuantRelErrRMS,
 		Codec:               res.Codec,
+		Reductions:          res.Reductions,
 	}
 	if info.Codec == "" {
 		info.Codec = key.codec
@@ -294,7 +300,11 @@ func (b *batcher) callEngine(ctx context.Context, seqs [][]int, opts tp.PrefillO
 	}()
 	res, err = b.eng.Prefill(ctx, seqs, opts)
 	if err != nil {
-		return nil, &engineError{fmt.Errorf("prefill of %d sequences (%s): %w", len(seqs), opts.Codec, err)}
+		what := string(opts.Codec)
+		if opts.Policy != nil {
+			what = "policy " + opts.Policy.Name
+		}
+		return nil, &engineError{fmt.Errorf("prefill of %d sequences (%s): %w", len(seqs), what, err)}
 	}
 	if res == nil {
 		return nil, &engineError{fmt.Errorf("prefill returned no result")}

@@ -51,12 +51,13 @@ func (s *Server) handleCompletions(c *gin.Context) {
 	}
 	noteRun(c, plan.specs, rs)
 	resp := &CompletionResponse{
-		ID:        fmt.Sprintf("cmpl-%d-%d", now().UnixNano(), completionSeq.Add(1)),
-		Object:    "text_completion",
-		Created:   now().Unix(),
-		Model:     be.Name,
-		AllReduce: string(plan.specs[0].key.codec),
-		Choices:   make([]CompletionChoice, len(rs)),
+		ID:              fmt.Sprintf("cmpl-%d-%d", now().UnixNano(), completionSeq.Add(1)),
+		Object:          "text_completion",
+		Created:         now().Unix(),
+		Model:           be.Name,
+		AllReduce:       string(plan.specs[0].key.codec),
+		AllReducePolicy: plan.specs[0].key.policy,
+		Choices:         make([]CompletionChoice, len(rs)),
 	}
 	for i, r := range rs {
 		ch, err := buildChoice(be, plan, i, r)
@@ -74,7 +75,7 @@ func (s *Server) handleCompletions(c *gin.Context) {
 }
 
 func (s *Server) validateCompletion(be *loaded, req *CompletionRequest) (*completionPlan, error) {
-	key, err := s.engineOptions(req.AllReduce, req.BlockSize)
+	key, err := s.engineOptions(req.AllReduce, req.BlockSize, req.AllReducePolicy)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/equarx/equarx/collective"
@@ -69,6 +72,9 @@ type Options struct {
 	// status, prompt tokens, codec used, wall and simulated TPU seconds).
 	AccessLog bool
 	Logger    *slog.Logger
+	// Policies are the named reduction policies requests may pick with
+	// "allreduce_policy"; each must be valid for the served model.
+	Policies map[string]*tp.Policy
 }
 
 // DefaultOptions returns the documented serving defaults.
@@ -126,7 +132,25 @@ func (o *Options) Validate() error {
 	if o.Logger == nil {
 		return bad("logger is nil")
 	}
+	for name, p := range o.Policies {
+		if p == nil || p.Name != name {
+			return bad("policy %q is nil or named otherwise", name)
+		}
+	}
 	return nil
+}
+
+// policyNames lists the server's policies for error messages.
+func (s *Server) policyNames() string {
+	if len(s.opts.Policies) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(s.opts.Policies))
+	for n := range s.opts.Policies {
+		names = append(names, strconv.Quote(n))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }
 
 // parseCodec accepts the wire names of the AllReduce codecs.

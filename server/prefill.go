@@ -19,8 +19,19 @@ type seqSpec struct {
 	topK int
 }
 
-// engineOptions resolves the per-request codec and block size.
-func (s *Server) engineOptions(allreduce string, blockSize *int) (batchKey, error) {
+// engineOptions resolves the per-request codec and block size, or the
+// named reduction policy.
+func (s *Server) engineOptions(allreduce string, blockSize *int, policy string) (batchKey, error) {
+	if policy != "" {
+		if allreduce != "" || blockSize != nil {
+			return batchKey{}, badRequest("allreduce_policy excludes allreduce and block_size")
+		}
+		p, ok := s.opts.Policies[policy]
+		if !ok {
+			return batchKey{}, badRequest("allreduce_policy: unknown policy %q (this server has %s)", policy, s.policyNames())
+		}
+		return batchKey{codec: p.Default.Codec, policy: policy}, nil
+	}
 	key := batchKey{codec: s.opts.DefaultCodec, blockSize: s.opts.DefaultBlockSize}
 	if allreduce != "" {
 		c, err := parseCodec(allreduce)
@@ -146,7 +157,7 @@ func (s *Server) handlePrefill(c *gin.Context) {
 // validatePrefill also returns how many BOS tokens the server prepended.
 func (s *Server) validatePrefill(be *loaded, req *PrefillRequest) (seqSpec, int, error) {
 	var sp seqSpec
-	key, err := s.engineOptions(req.AllReduce, req.BlockSize)
+	key, err := s.engineOptions(req.AllReduce, req.BlockSize, req.AllReducePolicy)
 	if err != nil {
 		return sp, 0, err
 	}
@@ -218,13 +229,14 @@ func buildPrefillResponse(be *loaded, sp seqSpec, r jobResult) (*PrefillResponse
 		return TokenInfo{ID: t.ID, Token: tokenName(tok, t.ID), Logprob: t.Logprob}
 	}
 	resp := &PrefillResponse{
-		Model:         be.Name,
-		AllReduce:     string(sp.key.codec),
-		Tokens:        sp.ids,
-		TokenLogprobs: make([]*float32, n),
-		NextToken:     info(r.seq.Next[0]),
-		Usage:         Usage{PromptTokens: n, TotalTokens: n},
-		Timing:        timingOf(r.batch),
+		Model:           be.Name,
+		AllReduce:       string(sp.key.codec),
+		AllReducePolicy: sp.key.policy,
+		Tokens:          sp.ids,
+		TokenLogprobs:   make([]*float32, n),
+		NextToken:       info(r.seq.Next[0]),
+		Usage:           Usage{PromptTokens: n, TotalTokens: n},
+		Timing:          timingOf(r.batch),
 	}
 	for i := 1; i < n; i++ {
 		resp.TokenLogprobs[i] = fptr(r.seq.TokenLogprobs[i])
@@ -251,6 +263,7 @@ func timingOf(b batchInfo) Timing {
 		AllReduceCodec:       string(b.Codec),
 		AllReduceWireBytes:   b.WireBytes,
 		AllReduceQuantRelErr: b.QuantRelErrRMS,
+		AllReduceSites:       b.Reductions,
 		BatchSequences:       b.Sequences,
 		BatchTokens:          b.Tokens,
 	}

@@ -101,6 +101,11 @@ func (s *Server) SetBackend(b Backend) error {
 	if tv := b.Tokenizer.VocabSize(); tv > cfg.Vocab {
 		return fmt.Errorf("server: tokenizer vocabulary %d is larger than the model's %d", tv, cfg.Vocab)
 	}
+	for _, p := range s.opts.Policies {
+		if err := p.Validate(cfg.Layers); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+	}
 	if t, ok := b.Engine.(interface{ TP() int }); ok && b.TP == 0 {
 		b.TP = t.TP() // *tp.Engine knows its degree
 	}

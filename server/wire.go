@@ -23,6 +23,9 @@ type PrefillRequest struct {
 	AllReduce string `json:"allreduce,omitempty"`  // "int8" | "int4" | "bf16" | "f32"; default: the server's
 	BlockSize *int   `json:"block_size,omitempty"` // quantization block size; default: the server's
 	Logprobs  *int   `json:"logprobs,omitempty"`   // top-K alternatives per position, 0..20; default 0
+	// AllReducePolicy names a reduction policy the server was started with
+	// (per layer and site codecs); it excludes allreduce and block_size.
+	AllReducePolicy string `json:"allreduce_policy,omitempty"`
 }
 
 // TokenInfo is one token with its log-probability.
@@ -60,15 +63,19 @@ type Timing struct {
 	// AllReduceQuantRelErr is the relative RMS error of the final
 	// quantization of the call's AllReduces (0 for f32 or one device).
 	AllReduceQuantRelErr float64 `json:"allreduce_quant_rel_rms_error"`
-	BatchSequences       int     `json:"batch_sequences"`
-	BatchTokens          int     `json:"batch_tokens"`
+	// AllReduceSites summarizes the codec every reduction site ran:
+	// "int8" when all ran the same, else counts ("int8 x 10, int4 x 6").
+	AllReduceSites string `json:"allreduce_sites,omitempty"`
+	BatchSequences int    `json:"batch_sequences"`
+	BatchTokens    int    `json:"batch_tokens"`
 }
 
 // PrefillResponse is the answer of POST /v1/prefill.
 type PrefillResponse struct {
-	Model     string `json:"model"`
-	AllReduce string `json:"allreduce"`
-	Tokens    []int  `json:"tokens"`
+	Model           string `json:"model"`
+	AllReduce       string `json:"allreduce"`
+	AllReducePolicy string `json:"allreduce_policy,omitempty"`
+	Tokens          []int  `json:"tokens"`
 	// TokenLogprobs[i] = log p(tokens[i] | tokens[<i]); the first is null.
 	TokenLogprobs []*float32 `json:"token_logprobs"`
 	// TopLogprobs[i] is the top-K of the distribution predicting tokens[i];
@@ -97,6 +104,8 @@ type CompletionRequest struct {
 	AddBOS      *bool           `json:"add_bos,omitempty"` // default true for string prompts, false for ids
 	AllReduce   string          `json:"allreduce,omitempty"`
 	BlockSize   *int            `json:"block_size,omitempty"`
+	// AllReducePolicy: as in PrefillRequest.
+	AllReducePolicy string `json:"allreduce_policy,omitempty"`
 }
 
 // CompletionLogprobs follows the OpenAI completions logprobs object.
@@ -186,13 +195,14 @@ type CompletionChoice struct {
 
 // CompletionResponse is the answer of POST /v1/completions.
 type CompletionResponse struct {
-	ID        string             `json:"id"`
-	Object    string             `json:"object"`
-	Created   int64              `json:"created"`
-	Model     string             `json:"model"`
-	AllReduce string             `json:"allreduce"`
-	Choices   []CompletionChoice `json:"choices"`
-	Usage     Usage              `json:"usage"`
+	ID              string             `json:"id"`
+	Object          string             `json:"object"`
+	Created         int64              `json:"created"`
+	Model           string             `json:"model"`
+	AllReduce       string             `json:"allreduce"`
+	AllReducePolicy string             `json:"allreduce_policy,omitempty"`
+	Choices         []CompletionChoice `json:"choices"`
+	Usage           Usage              `json:"usage"`
 }
 
 // TokenizeRequest is the body of POST /tokenize.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/equarx/equarx/collective"
 	"github.com/equarx/equarx/server"
+	"github.com/equarx/equarx/tp"
 )
 
 // Duration is a time.Duration written as a Go duration string ("30s") in
@@ -59,6 +60,14 @@ type Config struct {
 	// AllReduceTimeout bounds one AllReduce: a device that stops answering
 	// fails its batch after this long. 0 = the collective's default (30s).
 	AllReduceTimeout Duration `json:"allreduce_timeout"`
+	// BatchInvariant makes every answer bitwise independent of the other
+	// sequences of its batch (batch-invariant AllReduce layout, algorithm
+	// and fallback decided at the batch token budget).
+	BatchInvariant bool `json:"batch_invariant"`
+	// AllReducePolicies is a JSON file of named reduction policies
+	// (per layer and site codecs) that requests pick by name.
+	AllReducePolicies string                `json:"allreduce_policies"`
+	Policies          map[string]*tp.Policy `json:"-"` // read from AllReducePolicies by validate
 
 	BatchTokenBudget int      `json:"batch_token_budget"`
 	MaxBatchSize     int      `json:"max_batch_size"` // 1 = no batching
@@ -147,6 +156,8 @@ func bindFlags(fs *flag.FlagSet, c *Config, configPath *string, noBatching, vers
 	fs.IntVar(&c.BlockSize, "block-size", c.BlockSize, "default quantization block size (0 = codec default)")
 	fs.StringVar(&c.Algorithm, "algorithm", c.Algorithm, "AllReduce algorithm: auto, ring, biring, torus2d, twoshot or oneshot (empty = auto)")
 	fs.IntVar(&c.FallbackElems, "fallback-elems", c.FallbackElems, "int8/int4 reductions shorter than this travel as bf16 (0 = cost-model crossover, -1 = never)")
+	fs.BoolVar(&c.BatchInvariant, "batch-invariant", c.BatchInvariant, "answers bitwise independent of batch neighbours (row-aligned quantization blocks, fixed summation order, plans fixed at --batch-tokens)")
+	fs.StringVar(&c.AllReducePolicies, "allreduce-policies", c.AllReducePolicies, "JSON file of named reduction policies (per layer and site codecs) requests may pick with \"allreduce_policy\"")
 	fs.IntVar(&c.BatchTokenBudget, "batch-tokens", c.BatchTokenBudget, "most prompt tokens packed into one engine call")
 	fs.IntVar(&c.MaxBatchSize, "max-batch", c.MaxBatchSize, "most sequences in one engine call (1 = no batching)")
 	fs.BoolVar(noBatching, "no-batching", false, "run every sequence in its own engine call (same as --max-batch 1)")
@@ -263,6 +274,16 @@ func (c *Config) validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
 	}
+	if c.AllReducePolicies != "" {
+		ps, err := tp.LoadPolicies(c.AllReducePolicies)
+		if err != nil {
+			return fmt.Errorf("allreduce_policies %s: %w", c.AllReducePolicies, err)
+		}
+		c.Policies = map[string]*tp.Policy{}
+		for _, p := range ps {
+			c.Policies[p.Name] = p
+		}
+	}
 	o := c.serverOptions(slog.Default())
 	if err := o.Validate(); err != nil {
 		return err
@@ -285,6 +306,7 @@ func (c *Config) serverOptions(logger *slog.Logger) server.Options {
 		IDPromptsAddBOS:  c.IDPromptsAddBOS,
 		AccessLog:        c.AccessLog,
 		Logger:           logger,
+		Policies:         c.Policies,
 	}
 	return o
 }
