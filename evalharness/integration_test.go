@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/equarx/equarx/assets"
+	"github.com/equarx/equarx/model"
 	"github.com/equarx/equarx/server"
 	"github.com/equarx/equarx/tokenizer"
 	"github.com/equarx/equarx/tp"
@@ -136,6 +137,81 @@ func TestRealF32TP1MatchesTP4(t *testing.T) {
 	for d := range docs {
 		if evs[0].Scores[0][d].Pred != evs[1].Scores[0][d].Pred {
 			t.Errorf("doc %d: tp1 picks %d, tp4 picks %d", d, evs[0].Scores[0][d].Pred, evs[1].Scores[0][d].Pred)
+		}
+	}
+}
+
+// With batch-invariant reductions the harness's scores do not depend on
+// how the sequences are batched: in-process and over HTTP (the server
+// batching on, packing sequences of concurrent requests together), one
+// batch at a time or four in flight, every log-likelihood is bitwise the
+// same for every codec, and so are the metrics.
+func TestInvariantScoresAnyBatching(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads the real model")
+	}
+	if !model.RowInvariant {
+		t.Skipf("this build's BLAS (%s) is not row-count invariant", model.BLAS)
+	}
+	tok, docs := realSetup(t, 12)
+	src, err := weights.ReadLlama2C(assets.Stories260K())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := tp.NewEngine(src, tp.EngineConfig{TP: 4, TPU: "v5e", BatchInvariant: true, PlanRows: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	opts := server.DefaultOptions()
+	opts.BatchWait = 20 * time.Millisecond
+	opts.Logger = slog.New(slog.DiscardHandler)
+	gin.SetMode(gin.TestMode)
+	srv, err := server.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SetBackend(server.Backend{Name: "stories260K", Engine: eng, Tokenizer: tok}); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	defer srv.Close()
+
+	codecs, err := ParseCodecs("f32,bf16,int8,int4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := eng.Config().MaxSeqLen
+	local := &EngineBackend{Engine: eng, Model: "stories260K", Window: window, Token: func(id int) string { return tokenizer.Name(tok, id) }}
+	remote := &HTTPBackend{URL: hs.URL, Model: "stories260K", Window: window}
+	var ref *MCEval
+	for _, run := range []struct {
+		name    string
+		be      Backend
+		maxSeqs int
+		conc    int
+	}{
+		{"engine, batches of 32", local, 32, 1},
+		{"engine, batches of 3", local, 3, 1},
+		{"http, batches of 32", remote, 32, 1},
+		{"http, batches of 5, 4 in flight", remote, 5, 4},
+		{"http, batches of 1, 8 in flight", remote, 1, 8},
+	} {
+		opt := RunOptions{Codecs: codecs, Pairs: DefaultPairs(codecs), TokenBudget: 2048, MaxSeqs: run.maxSeqs, TopK: 5, Concurrency: run.conc}
+		ev, err := EvaluateMC(context.Background(), run.be, tok, docs, opt)
+		if err != nil {
+			t.Fatalf("%s: %v", run.name, err)
+		}
+		if ref == nil {
+			ref = ev
+			continue
+		}
+		if diff := cmp.Diff(ref.Run.LL, ev.Run.LL); diff != "" {
+			t.Errorf("%s: log-likelihoods differ from the first run (-first +this):\n%s", run.name, diff)
+		}
+		if diff := cmp.Diff(ref.Metrics, ev.Metrics); diff != "" {
+			t.Errorf("%s: metrics differ (-first +this):\n%s", run.name, diff)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/equarx/equarx/collective"
@@ -119,6 +120,11 @@ type RunOptions struct {
 	TokenBudget int // maximum tokens per Prefill call; a longer sequence goes alone
 	MaxSeqs     int // maximum sequences per Prefill call
 	TopK        int // alternatives requested per position, 1..20
+	// Concurrency is how many batches are in flight at once (0 or 1: one
+	// after the other). Results are combined in batch order, so scores do
+	// not depend on it when the backend's answers do not depend on what
+	// else it is running (a batch-invariant engine or server).
+	Concurrency int
 	// Progress, when set, is called after every Prefill with the tokens done
 	// and the total (summed over codecs).
 	Progress func(done, total int64)
@@ -157,7 +163,6 @@ func Score(ctx context.Context, be Backend, reqs []Request, opt RunOptions) (*Sc
 	for i, c := range opt.Codecs {
 		idx[c.Label()] = i
 	}
-	type pairIdx struct{ a, b int }
 	pis := make([]pairIdx, len(opt.Pairs))
 	for i, p := range opt.Pairs {
 		a, okA := idx[p.A]
@@ -199,68 +204,121 @@ func Score(ctx context.Context, be Backend, reqs []Request, opt RunOptions) (*Sc
 		run.Scored[i] = len(r.Tokens) - r.Start
 	}
 	var done int64
-	outs := make([][]SeqOutput, len(opt.Codecs))
-	for _, batch := range Batches(reqs, opt.TokenBudget, opt.MaxSeqs) {
+	conc := max(1, opt.Concurrency)
+	batches := Batches(reqs, opt.TokenBudget, opt.MaxSeqs)
+	// run scores one batch with every codec: outs[c] and the wall seconds
+	// of each codec's call.
+	type result struct {
+		outs [][]SeqOutput
+		wall []float64
+		err  error
+	}
+	run1 := func(ctx context.Context, batch []int) result {
 		seqs := make([][]int, len(batch))
 		from := make([]int, len(batch))
-		var btok int64
 		for j, r := range batch {
 			seqs[j] = reqs[r].Tokens
 			from[j] = reqs[r].Start
-			btok += int64(len(seqs[j]))
 		}
+		res := result{outs: make([][]SeqOutput, len(opt.Codecs)), wall: make([]float64, len(opt.Codecs))}
 		for c, codec := range opt.Codecs {
 			t0 := time.Now()
 			o, err := be.Prefill(ctx, PrefillSpec{Codec: codec, TopK: opt.TopK, Full: full, TopFrom: from}, seqs)
-			run.WallSeconds[c] += time.Since(t0).Seconds()
+			res.wall[c] = time.Since(t0).Seconds()
 			if err != nil {
-				return nil, fmt.Errorf("score: codec %s, batch of %d sequences: %w", codec.Label(), len(seqs), err)
+				res.err = fmt.Errorf("score: codec %s, batch of %d sequences: %w", codec.Label(), len(seqs), err)
+				return res
 			}
 			if err := checkOutputs(o, seqs, from, opt.TopK, full); err != nil {
-				return nil, fmt.Errorf("score: codec %s: %w", codec.Label(), err)
+				res.err = fmt.Errorf("score: codec %s: %w", codec.Label(), err)
+				return res
 			}
-			outs[c] = o
-			for j, r := range batch {
-				s := 0.0
-				for _, lp := range o[j].TokenLogprobs[reqs[r].Start:] {
-					s += float64(lp)
-				}
-				run.LL[c][r] = s
-			}
-			done += btok
-			if opt.Progress != nil {
-				opt.Progress(done, total)
-			}
+			res.outs[c] = o
 		}
-		for p, pi := range pis {
-			st := &run.Stats[p]
-			for j, r := range batch {
-				a, b := outs[pi.a][j], outs[pi.b][j]
-				for pos := reqs[r].Start; pos < len(seqs[j]); pos++ {
-					st.Positions++
-					d := math.Abs(float64(a.TokenLogprobs[pos]) - float64(b.TokenLogprobs[pos]))
-					st.sumAbs += d
-					st.MaxAbsDeltaLogprob = Num(math.Max(float64(st.MaxAbsDeltaLogprob), d))
-					kt := KLTopK(b.Top[pos], a.Top[pos])
-					st.sumKLTopK += kt
-					st.MaxKLTopK = Num(math.Max(float64(st.MaxKLTopK), kt))
-					if full {
-						k := KLRows(b.Rows[pos], a.Rows[pos])
-						st.sumKL += k
-						st.MaxKL = Num(math.Max(float64(st.MaxKL), k))
+		return res
+	}
+	for w0 := 0; w0 < len(batches); w0 += conc {
+		window := batches[w0:min(w0+conc, len(batches))]
+		results := make([]result, len(window))
+		if len(window) == 1 {
+			results[0] = run1(ctx, window[0])
+		} else {
+			wctx, cancel := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			for i, b := range window {
+				wg.Go(func() {
+					results[i] = run1(wctx, b)
+					if results[i].err != nil {
+						cancel()
 					}
-				}
+				})
+			}
+			wg.Wait()
+			cancel()
+		}
+		for i, batch := range window {
+			if err := results[i].err; err != nil {
+				return nil, err
+			}
+			if err := scoreBatch(run, reqs, batch, results[i].outs, results[i].wall, pis, full, &done, total, opt.Progress); err != nil {
+				return nil, err
 			}
 		}
-		for c := range outs {
-			outs[c] = nil
-		}
-		run.Batches++
 	}
 	for i := range run.Stats {
 		run.Stats[i].finish()
 	}
 	return run, nil
+}
+
+// pairIdx is a pair's two codec indices.
+type pairIdx struct{ a, b int }
+
+// scoreBatch adds one batch's outputs (outs[c] per codec) to the run, in
+// the order the batch lists its requests.
+func scoreBatch(run *ScoreRun, reqs []Request, batch []int, outs [][]SeqOutput, wall []float64, pis []pairIdx, full bool, done *int64, total int64, progress func(int64, int64)) error {
+	seqs := make([][]int, len(batch))
+	var btok int64
+	for j, r := range batch {
+		seqs[j] = reqs[r].Tokens
+		btok += int64(len(seqs[j]))
+	}
+	for c, o := range outs {
+		run.WallSeconds[c] += wall[c]
+		for j, r := range batch {
+			s := 0.0
+			for _, lp := range o[j].TokenLogprobs[reqs[r].Start:] {
+				s += float64(lp)
+			}
+			run.LL[c][r] = s
+		}
+		*done += btok
+		if progress != nil {
+			progress(*done, total)
+		}
+	}
+	for p, pi := range pis {
+		st := &run.Stats[p]
+		for j, r := range batch {
+			a, b := outs[pi.a][j], outs[pi.b][j]
+			for pos := reqs[r].Start; pos < len(seqs[j]); pos++ {
+				st.Positions++
+				d := math.Abs(float64(a.TokenLogprobs[pos]) - float64(b.TokenLogprobs[pos]))
+				st.sumAbs += d
+				st.MaxAbsDeltaLogprob = Num(math.Max(float64(st.MaxAbsDeltaLogprob), d))
+				kt := KLTopK(b.Top[pos], a.Top[pos])
+				st.sumKLTopK += kt
+				st.MaxKLTopK = Num(math.Max(float64(st.MaxKLTopK), kt))
+				if full {
+					k := KLRows(b.Rows[pos], a.Rows[pos])
+					st.sumKL += k
+					st.MaxKL = Num(math.Max(float64(st.MaxKL), k))
+				}
+			}
+		}
+	}
+	run.Batches++
+	return nil
 }
 
 func checkOutputs(o []SeqOutput, seqs [][]int, from []int, topK int, full bool) error {

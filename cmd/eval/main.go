@@ -76,6 +76,8 @@ type common struct {
 	fallback    int
 	jsonOut     string
 	quiet       bool
+	invariant   bool
+	concurrency int
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -94,6 +96,8 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.fallback, "fallback-elems", -1, "AllReduce buffers smaller than this use bf16 instead of int8/int4; -1 = never (every reduction uses the codec under test), 0 = the collective's default")
 	fs.StringVar(&c.jsonOut, "json", "", "write the JSON report to this file")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress bar")
+	fs.BoolVar(&c.invariant, "batch-invariant", false, "in-process scorer: batch-invariant reductions (scores independent of --max-batch and --concurrency)")
+	fs.IntVar(&c.concurrency, "concurrency", 1, "prefill calls (HTTP requests with --server) in flight at once")
 }
 
 func (c *common) setup(ctx context.Context, stderr io.Writer) (evalharness.Backend, evalharness.Encoder, []evalharness.Codec, []evalharness.Pair, evalharness.RunInfo, func(), error) {
@@ -122,6 +126,9 @@ func (c *common) setup(ctx context.Context, stderr io.Writer) (evalharness.Backe
 	}
 	if c.maxSeqs < 1 {
 		return fail(fmt.Errorf("--max-batch %d must be positive", c.maxSeqs))
+	}
+	if c.concurrency < 1 || c.concurrency > 256 {
+		return fail(fmt.Errorf("--concurrency %d out of 1..256", c.concurrency))
 	}
 	tok, tokName, err := loadTokenizer(c.tokPath)
 	if err != nil {
@@ -206,7 +213,7 @@ func multipleChoice(ctx context.Context, args []string, stdout, stderr io.Writer
 	defer closeFn()
 	upd, fin := c.progress(stderr)
 	ev, err := evalharness.EvaluateMC(ctx, be, enc, task.Docs, evalharness.RunOptions{
-		Codecs: codecs, Pairs: pairs, TokenBudget: c.tokenBudget, MaxSeqs: c.maxSeqs, TopK: c.topK, Progress: upd,
+		Codecs: codecs, Pairs: pairs, TokenBudget: c.tokenBudget, MaxSeqs: c.maxSeqs, TopK: c.topK, Progress: upd, Concurrency: c.concurrency,
 	})
 	fin()
 	if err != nil {
@@ -254,7 +261,7 @@ func perplexity(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer closeFn()
 	upd, fin := c.progress(stderr)
 	ev, err := evalharness.EvaluatePerplexity(ctx, be, enc, stories, evalharness.RunOptions{
-		Codecs: codecs, Pairs: pairs, TokenBudget: c.tokenBudget, MaxSeqs: c.maxSeqs, TopK: c.topK, Progress: upd,
+		Codecs: codecs, Pairs: pairs, TokenBudget: c.tokenBudget, MaxSeqs: c.maxSeqs, TopK: c.topK, Progress: upd, Concurrency: c.concurrency,
 	})
 	fin()
 	if err != nil {
