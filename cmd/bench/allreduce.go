@@ -41,6 +41,7 @@ type arConfig struct {
 	BlockSize  int
 	Segment    int
 	Fallback   int
+	RowElems   int  // > 0: batch-invariant layout, rows of this many values
 	Execute    bool // run on data (wall time, errors); false: estimate only
 	Input      string
 	Seed       uint64
@@ -64,6 +65,8 @@ type arRow struct {
 	Algorithm     string `json:"algorithm"`      // requested
 	AlgorithmUsed string `json:"algorithm_used"` // after auto
 	BlockSize     int    `json:"block_size"`
+	RowElems      int    `json:"row_elems,omitempty"` // batch-invariant layout: values per row (0 = off)
+	Stripes       int    `json:"stripes,omitempty"`   // its stripes per row
 	SegmentElems  int    `json:"segment_elems"`
 	// WireBytes is the largest number of bytes one rank sends.
 	WireBytes int64 `json:"wire_bytes"`
@@ -140,6 +143,7 @@ func runAllReduceCmd(args []string, stdout io.Writer) error {
 	block := fs.Int("block", 0, "quantization block size (0 = codec default)")
 	seg := fs.Int("segment", 0, "segment size in values (0 = default, negative = no segmenting)")
 	fallback := fs.Int("fallback", -1, "fallback threshold in values (-1 = never fall back, 0 = estimator crossover)")
+	rowElems := fs.Int("row-elems", 0, "batch-invariant layout: the buffer is rows of this many values (a model's width); 0 = off. Element counts must be multiples")
 	execute := fs.Bool("execute", true, "run the AllReduce on data over the emulated devices (wall time, errors); false = price with the estimator only")
 	input := fs.String("input", "normal", "input values: normal or heavy (normal with a few 1000x outliers)")
 	seed := fs.Uint64("seed", 1, "input seed")
@@ -164,7 +168,7 @@ func runAllReduceCmd(args []string, stdout io.Writer) error {
 	if *transportKind != "emulated" && *transportKind != "tcp" {
 		return fmt.Errorf("--transport %q: want emulated or tcp", *transportKind)
 	}
-	cfg := arConfig{BlockSize: *block, Segment: *seg, Fallback: *fallback, Execute: *execute, Input: *input, Seed: *seed,
+	cfg := arConfig{BlockSize: *block, Segment: *seg, Fallback: *fallback, RowElems: *rowElems, Execute: *execute, Input: *input, Seed: *seed,
 		HopLatency: *hopLat, HBM: *hbm}
 	cfg.TPUs = splitList(*tpus)
 	cfg.Topologies = splitList(*topos)
@@ -190,7 +194,7 @@ func runAllReduceCmd(args []string, stdout io.Writer) error {
 			return errors.New("empty --tpu list")
 		}
 		tc := tcpConfig{Ranks: *ranks, TPU: cfg.TPUs[0], Elements: cfg.Elements, Codecs: cfg.Codecs, Algorithms: cfg.Algorithms,
-			BlockSize: cfg.BlockSize, Segment: cfg.Segment, Fallback: cfg.Fallback, Input: cfg.Input, Seed: cfg.Seed,
+			BlockSize: cfg.BlockSize, Segment: cfg.Segment, Fallback: cfg.Fallback, RowElems: cfg.RowElems, Input: cfg.Input, Seed: cfg.Seed,
 			Warmup: *warmup, Iters: *iters, CallTimeout: *callTimeout}
 		var err error
 		if rows, err = runAllReduceTCP(context.Background(), tc, tcpLink{Gbps: *linkGbps, DelayUS: *linkDelay}, os.Stderr); err != nil {
@@ -316,7 +320,7 @@ func benchInput(kind string, r, n int, seed uint64) []float32 {
 
 func benchOne(ctx context.Context, cfg arConfig, prof tpu.Profile, topo tpu.Topology, n int,
 	ck collective.CodecKind, algo collective.Algorithm, in [][]float32, exact []float64) (arRow, error) {
-	opts := collective.Options{Codec: ck, BlockSize: cfg.BlockSize, Algorithm: algo, SegmentElems: cfg.Segment, FallbackElems: cfg.Fallback}
+	opts := collective.Options{Codec: ck, BlockSize: cfg.BlockSize, Algorithm: algo, SegmentElems: cfg.Segment, FallbackElems: cfg.Fallback, RowElems: cfg.RowElems}
 	est, err := collective.Estimate(topo, prof, n, opts)
 	if err != nil {
 		return arRow{}, err
@@ -331,7 +335,7 @@ func benchOne(ctx context.Context, cfg arConfig, prof tpu.Profile, topo tpu.Topo
 		Transport: "emulated", TPU: prof.Name, Topology: topo.String(), Devices: topo.Size(), Elements: n,
 		Codec: string(ck), CodecUsed: string(est.Codec), Algorithm: string(algo), AlgorithmUsed: string(est.Algorithm),
 		BlockSize: est.BlockSize, SegmentElems: est.SegmentElems, WireBytes: est.WireBytes,
-		SimSeconds: est.SimSeconds, BF16SimSeconds: bf.SimSeconds,
+		SimSeconds: est.SimSeconds, BF16SimSeconds: bf.SimSeconds, RowElems: cfg.RowElems, Stripes: est.Stripes,
 	}
 	if est.SimSeconds > 0 {
 		row.SpeedupVsBF16 = bf.SimSeconds / est.SimSeconds

@@ -63,6 +63,7 @@ type tcpConfig struct {
 	BlockSize   int                    `json:"block_size"`
 	Segment     int                    `json:"segment"`
 	Fallback    int                    `json:"fallback"`
+	RowElems    int                    `json:"row_elems"`
 	Input       string                 `json:"input"`
 	Seed        uint64                 `json:"seed"`
 	Warmup      int                    `json:"warmup"`
@@ -454,7 +455,7 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 
 // tcpRow turns rank 0's result into a row.
 func tcpRow(cfg tcpConfig, topo tpu.Topology, prof tpu.Profile, link tcpLink, res tcpResult) (arRow, error) {
-	opts := collective.Options{Codec: res.Codec, BlockSize: cfg.BlockSize, Algorithm: res.Algorithm, SegmentElems: cfg.Segment, FallbackElems: cfg.Fallback}
+	opts := collective.Options{Codec: res.Codec, BlockSize: cfg.BlockSize, Algorithm: res.Algorithm, SegmentElems: cfg.Segment, FallbackElems: cfg.Fallback, RowElems: cfg.RowElems}
 	est, err := collective.Estimate(topo, prof, res.Elements, opts)
 	if err != nil {
 		return arRow{}, err
@@ -474,7 +475,7 @@ func tcpRow(cfg tcpConfig, topo tpu.Topology, prof tpu.Profile, link tcpLink, re
 		Transport: "tcp", TPU: prof.Name, Topology: topo.String(), Devices: topo.Size(), Elements: res.Elements,
 		Codec: string(res.Codec), CodecUsed: res.Ranks[0].Codec, Algorithm: string(res.Algorithm), AlgorithmUsed: res.Ranks[0].Algorithm,
 		BlockSize: est.BlockSize, SegmentElems: est.SegmentElems, BF16SimSeconds: bf.SimSeconds,
-		RelErrRMS: res.RelErrRMS, MaxErrOverBlockAbsmax: res.MaxErr, Executed: true, TCPFields: t,
+		RowElems: cfg.RowElems, Stripes: est.Stripes, RelErrRMS: res.RelErrRMS, MaxErrOverBlockAbsmax: res.MaxErr, Executed: true, TCPFields: t,
 	}
 	send := make([]float64, calls)
 	recv := make([]float64, calls)
@@ -674,7 +675,7 @@ func workerMain(args []string, stdin io.Reader, stdout io.Writer) error {
 			optss := make([]collective.Options, len(cfg.Codecs))
 			for k, ck := range cfg.Codecs {
 				optss[k] = collective.Options{Codec: ck, BlockSize: cfg.BlockSize, Algorithm: algo, SegmentElems: cfg.Segment,
-					FallbackElems: cfg.Fallback, Timeout: cfg.CallTimeout}
+					FallbackElems: cfg.Fallback, Timeout: cfg.CallTimeout, RowElems: cfg.RowElems}
 			}
 			var errStats [][2]float64
 			if *rank == 0 {

@@ -49,6 +49,7 @@ type pfConfig struct {
 	Fallback   int
 	DryRun     bool
 	Overlap    bool
+	Invariant  bool // batch-invariant reductions (EngineConfig.BatchInvariant)
 	Reps       int
 	MaxWeight  int64
 	Seed       int64
@@ -113,6 +114,7 @@ func runPrefillCmd(args []string, stdout io.Writer) error {
 	seg := fs.Int("segment", 0, "AllReduce segment size in values (0 = default, negative = none)")
 	fallback := fs.Int("fallback", 0, "small-buffer fallback to bf16: 0 = estimator crossover (the engine's default), negative = never, positive = threshold in values")
 	dry := fs.Bool("dry-run", false, "price from shapes only; without it the model also runs on the emulated devices")
+	invariant := fs.Bool("batch-invariant", false, "batch-invariant reductions (the server's --batch-invariant): row-aligned blocks, stripe layout, plans fixed at the batch's token count")
 	overlap := fs.Bool("overlap", false, "also price the two-micro-batch schedule in which AllReduces overlap independent compute (perfmodel.OverlapPrice)")
 	reps := fs.Int("reps", 1, "real runs: prefills per row; the median wall time is reported")
 	maxWeight := fs.Int64("max-weight-bytes", defaultMaxWeightBytes, "real runs: refuse models whose float32 weights exceed this many bytes")
@@ -132,7 +134,7 @@ func runPrefillCmd(args []string, stdout io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg := pfConfig{Models: splitList(*models), TPUs: splitList(*tpus), Topologies: splitList(*topos), Seqs: *seqs,
-		Algorithm: collective.Algorithm(*algo), Segment: *seg, Fallback: *fallback, DryRun: *dry, Overlap: *overlap,
+		Algorithm: collective.Algorithm(*algo), Segment: *seg, Fallback: *fallback, DryRun: *dry, Overlap: *overlap, Invariant: *invariant,
 		Reps: *reps, MaxWeight: *maxWeight, Seed: *seed, Exec: exec}
 	for _, s := range splitList(*tokens) {
 		n, err := parseCount(s)
@@ -305,8 +307,12 @@ func runPrefillSweep(ctx context.Context, cfg pfConfig) ([]pfRow, []string, erro
 // TPU, topology and batch, and fills in the speedups over bf16.
 func prefillGroup(ctx context.Context, cfg pfConfig, mc model.Config, prof tpu.Profile, topo tpu.Topology, lengths []int) ([]pfRow, error) {
 	size := topo.Size()
+	tokens := 0
+	for _, L := range lengths {
+		tokens += L
+	}
 	ecfg := tp.EngineConfig{TP: size, Topology: topo.String(), TPU: prof.Name, Algorithm: cfg.Algorithm,
-		SegmentElems: cfg.Segment, FallbackElems: cfg.Fallback, Exec: cfg.Exec}
+		SegmentElems: cfg.Segment, FallbackElems: cfg.Fallback, Exec: cfg.Exec, BatchInvariant: cfg.Invariant, PlanRows: tokens}
 	var eng *tp.Engine
 	if !cfg.DryRun {
 		src, err := weightSource(mc, cfg.Seed)
@@ -319,13 +325,14 @@ func prefillGroup(ctx context.Context, cfg pfConfig, mc model.Config, prof tpu.P
 		}
 		defer eng.Close()
 	}
-	tokens := 0
-	for _, L := range lengths {
-		tokens += L
-	}
 	ids := tokenIDs(lengths, mc.Vocab, cfg.Seed)
 	price := func(c collective.CodecKind) (*perfmodel.Estimate, error) {
 		opts := ecfg.AllReduceOptions(tp.PrefillOptions{Codec: c})
+		if cfg.Invariant {
+			// As the engine plans it: rows of the model width, plans fixed
+			// for a batch of this many tokens.
+			opts.RowElems, opts.PlanRows = mc.Dim, tokens
+		}
 		return perfmodel.Price(mc, lengths, perfmodel.Setup{TP: size, Topology: topo, Profile: prof, AllReduce: opts,
 			Overlap: cfg.Overlap, Exec: cfg.Exec})
 	}
