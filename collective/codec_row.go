@@ -60,14 +60,3 @@ func stripe(dst, src []float32, w, stripes int) {
 		}
 	}
 }
-
-// unstripe is the inverse of stripe.
-func unstripe(dst, src []float32, w, stripes int) {
-	sw, rows := w/stripes, len(src)/w
-	for r := 0; r < rows; r++ {
-		row := dst[r*w : (r+1)*w]
-		for s := 0; s < stripes; s++ {
-			copy(row[s*sw:(s+1)*sw], src[(s*rows+r)*sw:(s*rows+r+1)*sw])
-		}
-	}
-}

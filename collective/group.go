@@ -61,7 +61,6 @@ type Communicator struct {
 	// quantization.
 	scratch []byte
 	exact   []float32
-	striped []float32 // the batch-invariant layout's reordered buffer
 }
 
 // group is the state the communicators of one group share in-process: the
@@ -208,21 +207,12 @@ func (c *Communicator) allReduce(ctx context.Context, seq uint64, buf []float32,
 		return Stats{}, err
 	}
 	var qe quantErr
-	work := buf
+	var lay *stripeLayout
 	if p.stripes > 1 {
-		// The batch-invariant layout: run the schedule on the buffer
-		// reordered stripe-major, then put the rows back.
-		if cap(c.striped) < len(buf) {
-			c.striped = make([]float32, len(buf))
-		}
-		work = c.striped[:len(buf)]
-		stripe(work, buf, p.rowElems, p.stripes)
+		lay = &stripeLayout{w: p.rowElems, sw: p.unit(), rows: len(buf) / p.rowElems}
 	}
-	if err := c.execute(ctx, s, seq, work, &qe); err != nil {
+	if err := c.execute(ctx, s, seq, buf, lay, &qe); err != nil {
 		return Stats{}, err
-	}
-	if p.stripes > 1 {
-		unstripe(buf, work, p.rowElems, p.stripes)
 	}
 	start := make([]float64, c.Size())
 	linkFree := make([]float64, nw.NumLinks())
@@ -303,8 +293,23 @@ func (c *Communicator) handshake(ctx context.Context, seq uint64, n int, opts Op
 	return hs, nil
 }
 
-// execute runs this rank's steps of the schedule on buf.
-func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf []float32, qe *quantErr) error {
+// stripeLayout maps the batch-invariant layout's stripe-major element
+// ranges onto the row-major buffer: unit u (sw values) of the schedule is
+// stripe u/rows of row u%rows, at offset row*w + stripe*sw of the buffer.
+// The schedule's ranges are whole units, so every range is a list of row
+// stripes, each contiguous in the buffer; the executor encodes and decodes
+// them in place instead of reordering the buffer twice.
+type stripeLayout struct{ w, sw, rows int }
+
+// piece returns the row stripe of unit u.
+func (l *stripeLayout) piece(buf []float32, u int) []float32 {
+	o := (u%l.rows)*l.w + (u/l.rows)*l.sw
+	return buf[o : o+l.sw : o+l.sw]
+}
+
+// execute runs this rank's steps of the schedule on buf (through lay when
+// the call is batch invariant).
+func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf []float32, lay *stripeLayout, qe *quantErr) error {
 	ops := s.ops[c.rank]
 	slots := make([][]byte, s.slots[c.rank])
 	sums := make([]uint32, len(slots)) // CRC32-C of each slot's bytes
@@ -320,7 +325,14 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 		case opEncode:
 			b := arena[:o.encLen:o.encLen]
 			arena = arena[o.encLen:]
-			codec.Encode(b, buf[o.lo:o.hi])
+			if lay == nil {
+				codec.Encode(b, buf[o.lo:o.hi])
+			} else {
+				e := codec.EncodedLen(lay.sw)
+				for u, k := o.lo/lay.sw, 0; u < o.hi/lay.sw; u, k = u+1, k+e {
+					codec.Encode(b[k:k+e], lay.piece(buf, u))
+				}
+			}
 			slots[o.slot] = b
 			sums[o.slot] = crc32.Checksum(b, castagnoli)
 			local[o.slot] = true
@@ -345,18 +357,24 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 			sums[o.slot] = m.Sum
 			local[o.slot] = false
 		case opDecodeAdd:
-			codec.DecodeAdd(buf[o.lo:o.hi], slots[o.slot])
-		case opDecode:
-			dst := buf[o.lo:o.hi]
-			if !local[o.slot] || codec.Kind() == CodecF32 {
-				codec.Decode(dst, slots[o.slot])
+			if lay == nil {
+				codec.DecodeAdd(buf[o.lo:o.hi], slots[o.slot])
 				break
 			}
-			// The owner replaces its exact reduced values with what its
-			// peers will decode: measure what that costs.
-			c.exact = append(c.exact[:0], dst...)
-			codec.Decode(dst, slots[o.slot])
-			qe.add(c.exact, dst)
+			src, e := slots[o.slot], codec.EncodedLen(lay.sw)
+			for u, k := o.lo/lay.sw, 0; u < o.hi/lay.sw; u, k = u+1, k+e {
+				codec.DecodeAdd(lay.piece(buf, u), src[k:k+e])
+			}
+		case opDecode:
+			measure := local[o.slot] && codec.Kind() != CodecF32
+			if lay == nil {
+				c.decode(codec, buf[o.lo:o.hi], slots[o.slot], measure, qe)
+				break
+			}
+			src, e := slots[o.slot], codec.EncodedLen(lay.sw)
+			for u, k := o.lo/lay.sw, 0; u < o.hi/lay.sw; u, k = u+1, k+e {
+				c.decode(codec, lay.piece(buf, u), src[k:k+e], measure, qe)
+			}
 		}
 		if o.last {
 			if rel != nil && !local[o.slot] && slots[o.slot] != nil {
@@ -366,6 +384,19 @@ func (c *Communicator) execute(ctx context.Context, s *schedule, seq uint64, buf
 		}
 	}
 	return nil
+}
+
+// decode sets dst from src. With measure (the owner replacing its exact
+// reduced values with what its peers will decode) it also records what
+// that costs.
+func (c *Communicator) decode(codec Codec, dst []float32, src []byte, measure bool, qe *quantErr) {
+	if !measure {
+		codec.Decode(dst, src)
+		return
+	}
+	c.exact = append(c.exact[:0], dst...)
+	codec.Decode(dst, src)
+	qe.add(c.exact, dst)
 }
 
 // releaser is a transport that takes received payloads back for reuse.

@@ -186,3 +186,11 @@ func TestBatchInvariantErrors(t *testing.T) {
 	}
 	checkResult(t, in, out, invariantBound(st[0], 6, 0, 4, m.Topology()))
 }
+
+func TestStripeBlock(t *testing.T) {
+	for _, c := range [][3]int{{672, 256, 224}, {640, 256, 160}, {288, 256, 144}, {144, 256, 144}, {16, 256, 16}, {4, 256, 0}, {12, 256, 0}, {1024, 256, 256}, {24, 16, 8}} {
+		if got := stripeBlock(c[0], c[1]); got != c[2] {
+			t.Errorf("stripeBlock(%d, %d) = %d, want %d", c[0], c[1], got, c[2])
+		}
+	}
+}

@@ -57,9 +57,11 @@ type Options struct {
 	//     buffer is reordered stripe-major, so chunk c of the schedule is
 	//     stripe c of every row and each column is always reduced by the
 	//     same ranks in the same order;
-	//   - quantization blocks restart at every row stripe (a stripe whose
-	//     width is not a multiple of the block size ends in a short
-	//     block), so no block holds values of two tokens;
+	//   - quantization blocks restart at every row stripe, so no block
+	//     holds values of two tokens: when the block size B does not
+	//     divide the stripe, the largest valid block size below B that
+	//     does is used (672 values and B = 256: three blocks of 224), or
+	//     if there is none, blocks of B and a short last one;
 	//   - the automatic algorithm and the estimator's bf16 fallback are
 	//     decided for a buffer of PlanRows rows, never the call's length.
 	//

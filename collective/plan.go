@@ -50,6 +50,18 @@ func stripesFor(a Algorithm, size int) int {
 	return size
 }
 
+// stripeBlock is the largest valid block size (a multiple of
+// BlockSizeMultiple, at least MinBlockSize) not above b that divides a
+// stripe of w values, or 0 if there is none.
+func stripeBlock(w, b int) int {
+	for nb := (w + b - 1) / b; nb <= w/MinBlockSize; nb++ {
+		if eb := w / nb; w%nb == 0 && eb%BlockSizeMultiple == 0 && eb >= MinBlockSize {
+			return eb
+		}
+	}
+	return 0
+}
+
 // maxPlanElems bounds the buffer a batch-invariant call plans for.
 const maxPlanElems = 1 << 28
 
@@ -243,7 +255,18 @@ func withAlgorithm(p plan, topo tpu.Topology, a Algorithm) (plan, error) {
 				a, topo.Size(), p.stripes, p.rowElems, AlgoOneShot)
 		}
 		if w, b := p.unit(), p.codec.BlockSize(); w%b != 0 {
-			p.codec = rowCodec{inner: p.codec, width: w}
+			// Blocks restart at every stripe: use the largest block size
+			// that divides the stripe (whole blocks run on the vector
+			// kernels); without one, blocks of b and a short last one.
+			if eb := stripeBlock(w, b); eb > 0 {
+				c, err := NewCodec(p.codec.Kind(), eb)
+				if err != nil {
+					return plan{}, err
+				}
+				p.codec = c
+			} else {
+				p.codec = rowCodec{inner: p.codec, width: w}
+			}
 		}
 	}
 	if u := p.unit(); p.segElems > 0 {
