@@ -118,6 +118,7 @@ func defaultConfig() Config {
 		LogFormat:         "text",
 		Dist:              defaultDist(),
 		AccessLog:         o.AccessLog,
+		BatchInvariant:    true,
 	}
 }
 
