@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/equarx/equarx/evalharness"
+	"github.com/equarx/equarx/model"
 )
 
 func main() {
@@ -96,7 +97,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.fallback, "fallback-elems", -1, "AllReduce buffers smaller than this use bf16 instead of int8/int4; -1 = never (every reduction uses the codec under test), 0 = the collective's default")
 	fs.StringVar(&c.jsonOut, "json", "", "write the JSON report to this file")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress bar")
-	fs.BoolVar(&c.invariant, "batch-invariant", true, "in-process scorer: batch-invariant reductions (scores independent of --max-batch and --concurrency)")
+	fs.BoolVar(&c.invariant, "batch-invariant", model.RowInvariant, "in-process scorer: batch-invariant reductions (scores independent of --max-batch and --concurrency)")
 	fs.IntVar(&c.concurrency, "concurrency", 1, "prefill calls (HTTP requests with --server) in flight at once")
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/model"
 	"github.com/equarx/equarx/server"
 	"github.com/equarx/equarx/tp"
 )
@@ -118,7 +119,9 @@ func defaultConfig() Config {
 		LogFormat:         "text",
 		Dist:              defaultDist(),
 		AccessLog:         o.AccessLog,
-		BatchInvariant:    true,
+		// On wherever the matmuls are row-count invariant (the default
+		// build; not with the openblas tag).
+		BatchInvariant: model.RowInvariant,
 	}
 }
 
