@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/equarx/equarx/collective"
+	"github.com/equarx/equarx/tp"
 )
 
 // Codec is one AllReduce setting to evaluate.
@@ -15,6 +16,10 @@ type Codec struct {
 	Kind      collective.CodecKind
 	BlockSize int    // 0 = the codec's default; ignored by f32 and bf16
 	Name      string // report label; "" = the codec kind
+	// Policy, when set, is a per-site reduction policy used instead of
+	// Kind and BlockSize (over HTTP it is named, and the server must have
+	// the same policy under that name).
+	Policy *tp.Policy
 }
 
 // Label names the setting in reports.
@@ -27,14 +32,23 @@ func (c Codec) Label() string {
 
 // Quantized reports whether the block size matters for this codec.
 func (c Codec) Quantized() bool {
-	return c.Kind.Quantized()
+	return c.Policy == nil && c.Kind.Quantized()
 }
+
+// PolicyPrefix marks a policy in a codec list: "policy:NAME".
+const PolicyPrefix = "policy:"
 
 // ParseCodecs expands a comma-separated codec list and block sizes into
 // settings: f32 and bf16 appear once; int8 and int4 once per block size.
 // With several block sizes the quantized settings are labelled "int8_b32";
 // with one (or none: the codec default) they keep the bare codec name.
 func ParseCodecs(list string, blockSizes []int) ([]Codec, error) {
+	return ParseCodecsWith(list, blockSizes, nil)
+}
+
+// ParseCodecsWith is ParseCodecs where the list may also name reduction
+// policies as "policy:NAME", looked up in policies (labelled by the name).
+func ParseCodecsWith(list string, blockSizes []int, policies map[string]*tp.Policy) ([]Codec, error) {
 	if len(blockSizes) == 0 {
 		blockSizes = []int{0}
 	}
@@ -50,6 +64,16 @@ func ParseCodecs(list string, blockSizes []int) ([]Codec, error) {
 		return nil
 	}
 	for _, name := range strings.Split(list, ",") {
+		if pn, ok := strings.CutPrefix(strings.TrimSpace(name), PolicyPrefix); ok {
+			p, found := policies[pn]
+			if !found {
+				return nil, fmt.Errorf("unknown policy %q (give its file with --allreduce-policies)", pn)
+			}
+			if err := add(Codec{Name: pn, Policy: p, Kind: p.Default.Codec}); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		k := collective.CodecKind(strings.TrimSpace(name))
 		if _, err := collective.ParseCodec(string(k)); err != nil {
 			return nil, err

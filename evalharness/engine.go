@@ -38,9 +38,11 @@ func (e *EngineBackend) Prefill(ctx context.Context, spec PrefillSpec, seqs [][]
 	if e.Token == nil {
 		return nil, fmt.Errorf("engine backend: no token renderer")
 	}
-	res, err := e.Engine.Prefill(ctx, seqs, tp.PrefillOptions{
-		Codec: spec.Codec.Kind, BlockSize: spec.Codec.BlockSize, TopK: spec.TopK, FullLogprobs: spec.Full,
-	})
+	opts := tp.PrefillOptions{Codec: spec.Codec.Kind, BlockSize: spec.Codec.BlockSize, TopK: spec.TopK, FullLogprobs: spec.Full}
+	if spec.Codec.Policy != nil {
+		opts.Codec, opts.BlockSize, opts.Policy = "", 0, spec.Codec.Policy
+	}
+	res, err := e.Engine.Prefill(ctx, seqs, opts)
 	if err != nil {
 		return nil, fmt.Errorf("engine prefill: %w", err)
 	}

@@ -41,8 +41,9 @@ type completionRequest struct {
 	Logprobs    int     `json:"logprobs"`
 	Echo        bool    `json:"echo"`
 	Temperature float64 `json:"temperature"`
-	AllReduce   string  `json:"allreduce"`
+	AllReduce   string  `json:"allreduce,omitempty"`
 	BlockSize   int     `json:"block_size,omitempty"`
+	Policy      string  `json:"allreduce_policy,omitempty"`
 }
 
 type completionLogprobs struct {
@@ -100,10 +101,14 @@ type completionResponse struct {
 
 // Prefill implements Backend with one POST per batch.
 func (h *HTTPBackend) Prefill(ctx context.Context, spec PrefillSpec, seqs [][]int) ([]SeqOutput, error) {
-	body, err := json.Marshal(completionRequest{
+	creq := completionRequest{
 		Model: h.Model, Prompt: seqs, MaxTokens: 0, Logprobs: spec.TopK, Echo: true,
 		AllReduce: string(spec.Codec.Kind), BlockSize: spec.Codec.BlockSize,
-	})
+	}
+	if p := spec.Codec.Policy; p != nil {
+		creq.AllReduce, creq.BlockSize, creq.Policy = "", 0, p.Name
+	}
+	body, err := json.Marshal(creq)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}

@@ -145,7 +145,7 @@ func TestRealF32TP1MatchesTP4(t *testing.T) {
 // how the sequences are batched: in-process and over HTTP (the server
 // batching on, packing sequences of concurrent requests together), one
 // batch at a time or four in flight, every log-likelihood is bitwise the
-// same for every codec, and so are the metrics.
+// same for every codec and for a per-site policy, and so are the metrics.
 func TestInvariantScoresAnyBatching(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads the real model")
@@ -163,9 +163,13 @@ func TestInvariantScoresAnyBatching(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
+	mixed := &tp.Policy{Name: "mixed", Default: tp.Setting{Codec: "int8"},
+		Rules: []tp.Rule{{Layers: "0", Site: tp.SiteMLP, Setting: tp.Setting{Codec: "int4", BlockSize: 32}}, {Layers: "-1", Setting: tp.Setting{Codec: "bf16"}}}}
+	policies := map[string]*tp.Policy{"mixed": mixed}
 	opts := server.DefaultOptions()
 	opts.BatchWait = 20 * time.Millisecond
 	opts.Logger = slog.New(slog.DiscardHandler)
+	opts.Policies = policies
 	gin.SetMode(gin.TestMode)
 	srv, err := server.New(opts)
 	if err != nil {
@@ -178,7 +182,7 @@ func TestInvariantScoresAnyBatching(t *testing.T) {
 	defer hs.Close()
 	defer srv.Close()
 
-	codecs, err := ParseCodecs("f32,bf16,int8,int4", nil)
+	codecs, err := ParseCodecsWith("f32,bf16,int8,int4,policy:mixed", nil, policies)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +209,10 @@ func TestInvariantScoresAnyBatching(t *testing.T) {
 		}
 		if ref == nil {
 			ref = ev
+			// The policy really runs: its scores are not int8's.
+			if cmp.Equal(ev.Run.LL[2], ev.Run.LL[4]) {
+				t.Fatal("the mixed policy scored exactly as uniform int8")
+			}
 			continue
 		}
 		if diff := cmp.Diff(ref.Run.LL, ev.Run.LL); diff != "" {
