@@ -72,7 +72,7 @@ func overlapped(cfg *model.Config, shards []shard, all rows, p *pricer) (*Overla
 		if len(shards) == 1 || mbs[m].n() == 0 {
 			return 0, nil
 		}
-		e, err := p.price(mbs[m].n() * cfg.Dim)
+		e, err := p.price(mbs[m].n()*cfg.Dim, 0)
 		if err != nil {
 			return 0, err
 		}

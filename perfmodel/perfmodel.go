@@ -32,6 +32,10 @@ type Setup struct {
 	// the engine passes them (tp.Engine.Prefill: the request's codec and
 	// block size, the engine's algorithm, segmenting and fallback).
 	AllReduce collective.Options
+	// SiteAllReduce, when set, gives the options of each reduction site
+	// instead (index 2*layer for attention, 2*layer+1 for the MLP), as a
+	// per-site policy makes the engine pass them.
+	SiteAllReduce []collective.Options
 	// Overlap prices the two-micro-batch schedule described in Overlapped
 	// instead of the engine's serial one.
 	Overlap bool
@@ -268,30 +272,37 @@ type pricer struct {
 	f     flavor
 	m     *cost.Model
 	net   tpu.Profile // the profile collectives run on (cost.Model.NetworkProfile)
-	cache map[int]collective.EstimateResult
+	cache map[[2]int]collective.EstimateResult
 }
 
-func (p *pricer) price(elements int) (collective.EstimateResult, error) {
-	if e, ok := p.cache[elements]; ok {
+// price prices an AllReduce of elements values at a reduction site (the
+// site matters only with Setup.SiteAllReduce).
+func (p *pricer) price(elements, site int) (collective.EstimateResult, error) {
+	opts := p.s.AllReduce
+	key := [2]int{elements, -1}
+	if p.s.SiteAllReduce != nil {
+		opts, key[1] = p.s.SiteAllReduce[site], site
+	}
+	if e, ok := p.cache[key]; ok {
 		return e, nil
 	}
-	e, err := collective.Estimate(p.s.Topology, p.net, elements, p.s.AllReduce)
+	e, err := collective.Estimate(p.s.Topology, p.net, elements, opts)
 	if err != nil {
 		return e, fmt.Errorf("perfmodel: allreduce of %d values: %w", elements, err)
 	}
-	p.cache[elements] = e
+	p.cache[key] = e
 	return e, nil
 }
 
 // allReduce advances the ranks' clocks over one AllReduce of elements
 // values and returns its price and whether the ranks started together.
 // With one rank it is free (the engine skips it).
-func (p *pricer) allReduce(clocks []clock, elements int) (AllReducePrice, []float64, bool, error) {
+func (p *pricer) allReduce(clocks []clock, elements, site int) (AllReducePrice, []float64, bool, error) {
 	spent := make([]float64, len(clocks))
 	if len(clocks) == 1 {
 		return AllReducePrice{Elements: elements}, spent, true, nil
 	}
-	e, err := p.price(elements)
+	e, err := p.price(elements, site)
 	if err != nil {
 		return AllReducePrice{}, nil, false, err
 	}
@@ -326,6 +337,14 @@ func Price(cfg model.Config, lengths []int, s Setup) (*Estimate, error) {
 	}
 	if s.Topology.Size() != s.TP {
 		return nil, fmt.Errorf("%w: topology %s has %d devices, tp is %d", ErrInvalid, s.Topology, s.Topology.Size(), s.TP)
+	}
+	if s.SiteAllReduce != nil {
+		if len(s.SiteAllReduce) != 2*cfg.Layers {
+			return nil, fmt.Errorf("%w: %d site options for %d layers", ErrInvalid, len(s.SiteAllReduce), cfg.Layers)
+		}
+		if s.Overlap {
+			return nil, fmt.Errorf("%w: the overlapped schedule is priced with one AllReduce setting, not per site", ErrInvalid)
+		}
 	}
 	var cm *cost.Model
 	if s.Constants != nil {
@@ -365,7 +384,7 @@ func Price(cfg model.Config, lengths []int, s Setup) (*Estimate, error) {
 	}
 	est := &Estimate{Model: cfg.Name, Tokens: all.n(), Lengths: append([]int(nil), lengths...), TP: s.TP,
 		Topology: s.Topology.String(), TPU: s.Profile.Name, Codec: codec, Overlap: s.Overlap, Exact: true}
-	p := &pricer{s: s, f: f, m: cm, net: cm.NetworkProfile(), cache: map[int]collective.EstimateResult{}}
+	p := &pricer{s: s, f: f, m: cm, net: cm.NetworkProfile(), cache: map[[2]int]collective.EstimateResult{}}
 	if err := serial(est, &cfg, shards, all, p); err != nil {
 		return nil, err
 	}
@@ -407,7 +426,7 @@ func serial(est *Estimate, cfg *model.Config, shards []shard, all rows, p *price
 		for r := range clocks {
 			parts[r].layers[l].add(attnPart(&clocks[r], cfg, p.f, l, shards[r], all))
 		}
-		ar, spent, together, err := p.allReduce(clocks, n*cfg.Dim)
+		ar, spent, together, err := p.allReduce(clocks, n*cfg.Dim, 2*l)
 		if err != nil {
 			return fmt.Errorf("layer %d: %w", l, err)
 		}
@@ -417,7 +436,7 @@ func serial(est *Estimate, cfg *model.Config, shards []shard, all rows, p *price
 			parts[r].layers[l].AllReduceSeconds += spent[r]
 			parts[r].layers[l].add(mlpPart(&clocks[r], cfg, p.f, l, shards[r], all))
 		}
-		ar, spent, together, err = p.allReduce(clocks, n*cfg.Dim)
+		ar, spent, together, err = p.allReduce(clocks, n*cfg.Dim, 2*l+1)
 		if err != nil {
 			return fmt.Errorf("layer %d: %w", l, err)
 		}

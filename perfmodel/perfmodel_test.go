@@ -194,3 +194,51 @@ func BenchmarkPrice27B(b *testing.B) {
 		}
 	}
 }
+
+// Per-site options: all sites at one codec price exactly as the uniform
+// setting; a mix lies strictly between the two uniform prices, and each
+// site's AllReduce reports its own codec.
+func TestSiteAllReduce(t *testing.T) {
+	cfg := loadConfig(t, "gemma3-12b")
+	lengths := []int{1024}
+	uni := func(c collective.CodecKind) *Estimate {
+		e, err := Price(cfg, lengths, mustSetup(t, "ring:4", "v5e", c, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	sites := func(pick func(i int) collective.CodecKind) *Estimate {
+		s := mustSetup(t, "ring:4", "v5e", collective.CodecBF16, false)
+		s.SiteAllReduce = make([]collective.Options, 2*cfg.Layers)
+		for i := range s.SiteAllReduce {
+			s.SiteAllReduce[i] = collective.Options{Codec: pick(i)}
+		}
+		e, err := Price(cfg, lengths, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	bf, i8 := uni(collective.CodecBF16), uni(collective.CodecInt8)
+	if all := sites(func(int) collective.CodecKind { return collective.CodecInt8 }); all.SerialSeconds != i8.SerialSeconds {
+		t.Fatalf("all-int8 sites %g s, uniform int8 %g s", all.SerialSeconds, i8.SerialSeconds)
+	}
+	mix := sites(func(i int) collective.CodecKind {
+		if i%2 == 0 {
+			return collective.CodecInt8
+		}
+		return collective.CodecBF16
+	})
+	if !(i8.SerialSeconds < mix.SerialSeconds && mix.SerialSeconds < bf.SerialSeconds) {
+		t.Fatalf("mix %g s not between int8 %g and bf16 %g", mix.SerialSeconds, i8.SerialSeconds, bf.SerialSeconds)
+	}
+	if mix.Layers[0].AttnAllReduce.Codec != collective.CodecInt8 || mix.Layers[0].MLPAllReduce.Codec != collective.CodecBF16 {
+		t.Fatalf("layer 0 ran %s and %s", mix.Layers[0].AttnAllReduce.Codec, mix.Layers[0].MLPAllReduce.Codec)
+	}
+	s := mustSetup(t, "ring:4", "v5e", collective.CodecBF16, false)
+	s.SiteAllReduce = make([]collective.Options, 3)
+	if _, err := Price(cfg, lengths, s); err == nil {
+		t.Fatal("3 site options for a 48-layer model accepted")
+	}
+}
