@@ -53,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return buildMC(args[1:], stdout, stderr)
 		case "perplexity":
 			return perplexity(ctx, args[1:], stdout, stderr)
+		case "sensitivity":
+			return sensitivity(ctx, args[1:], stdout, stderr)
 		case "mc":
 			args = args[1:]
 		}
