@@ -162,6 +162,45 @@ func (p *Policy) Sites(layers int) []Setting {
 	return out
 }
 
+// CarrySites maps a policy written for a model of srcLayers layers onto
+// one of dstLayers layers by relative depth: layer t of the destination
+// takes the settings of source layer floor(t * srcLayers / dstLayers),
+// site by site. The policy must be valid for srcLayers.
+func (p *Policy) CarrySites(srcLayers, dstLayers int) []Setting {
+	src := p.Sites(srcLayers)
+	out := make([]Setting, 2*dstLayers)
+	for t := 0; t < dstLayers; t++ {
+		l := t * srcLayers / dstLayers
+		out[2*t], out[2*t+1] = src[2*l], src[2*l+1]
+	}
+	return out
+}
+
+// FromSites is the policy that gives each site of sets (index 2*layer,
+// 2*layer+1) its setting: the most frequent setting as the default and one
+// rule per site that differs.
+func FromSites(name string, sets []Setting) *Policy {
+	count := map[Setting]int{}
+	var def Setting
+	for _, s := range sets {
+		count[s]++
+		if count[s] > count[def] || count[s] == count[def] && s.String() < def.String() {
+			def = s
+		}
+	}
+	p := &Policy{Name: name, Default: def}
+	for i, s := range sets {
+		if s != def {
+			site := SiteAttn
+			if i%2 == 1 {
+				site = SiteMLP
+			}
+			p.Rules = append(p.Rules, Rule{Layers: fmt.Sprint(i / 2), Site: site, Setting: s})
+		}
+	}
+	return p
+}
+
 // Summary is a compact description of the settings of a model's
 // reductions: "int8" when uniform, else "int8 x 10, int4 x 6" by count.
 func Summary(sites []Setting) string {

@@ -72,3 +72,30 @@ func TestParsePolicies(t *testing.T) {
 		}
 	}
 }
+
+func TestCarryAndFromSites(t *testing.T) {
+	p := &Policy{Name: "p", Default: Setting{Codec: collective.CodecInt8},
+		Rules: []Rule{{Layers: "0", Site: SiteMLP, Setting: Setting{Codec: collective.CodecBF16}}, {Layers: "-1", Setting: Setting{Codec: collective.CodecInt4}}}}
+	got := p.CarrySites(5, 10) // each source layer covers two destination layers
+	for t2 := 0; t2 < 10; t2++ {
+		want := p.Sites(5)[2*(t2/2) : 2*(t2/2)+2]
+		if got[2*t2] != want[0] || got[2*t2+1] != want[1] {
+			t.Fatalf("destination layer %d: %v, want %v", t2, got[2*t2:2*t2+2], want)
+		}
+	}
+	if n := len(p.CarrySites(5, 62)); n != 124 {
+		t.Fatalf("%d sites for 62 layers", n)
+	}
+	q := FromSites("q", p.Sites(5))
+	if err := q.Validate(5); err != nil {
+		t.Fatal(err)
+	}
+	if q.Default.Codec != collective.CodecInt8 || len(q.Rules) != 3 {
+		t.Fatalf("%+v", q)
+	}
+	for i, s := range q.Sites(5) {
+		if s != p.Sites(5)[i] {
+			t.Fatalf("site %d: %v, want %v", i, s, p.Sites(5)[i])
+		}
+	}
+}

@@ -8,6 +8,13 @@
 //
 //	go run ./cmd/eval perplexity --corpus FILE --allreduce f32,bf16,int8 --tp 4 --json out.json
 //
+// Per-site sensitivity, an automatic per-site policy within an error
+// budget, and the simulated price of policies on a larger model:
+//
+//	go run ./cmd/eval sensitivity --tasks FILE --codecs int8,int4 --tp 4 --limit 150 --json sens.json --plot sens.png
+//	go run ./cmd/eval autopolicy --sensitivity sens.json --budget-kl 1e-3 --out policies.json
+//	go run ./cmd/eval policy-table --policies policies.json --names bf16,int8,auto-0.001
+//
 // Building a multiple-choice set from such a corpus:
 //
 //	go run ./cmd/eval build-mc --corpus FILE --out FILE --seed N [--n N]
@@ -32,6 +39,7 @@ import (
 
 	"github.com/equarx/equarx/evalharness"
 	"github.com/equarx/equarx/model"
+	"github.com/equarx/equarx/tp"
 )
 
 func main() {
@@ -55,6 +63,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return perplexity(ctx, args[1:], stdout, stderr)
 		case "sensitivity":
 			return sensitivity(ctx, args[1:], stdout, stderr)
+		case "autopolicy":
+			return autopolicy(args[1:], stdout, stderr)
+		case "policy-table":
+			return policyTable(args[1:], stdout, stderr)
 		case "mc":
 			args = args[1:]
 		}
@@ -81,6 +93,7 @@ type common struct {
 	quiet       bool
 	invariant   bool
 	concurrency int
+	policyFile  string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -101,6 +114,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&c.invariant, "batch-invariant", model.RowInvariant, "in-process scorer: batch-invariant reductions (scores independent of --max-batch and --concurrency)")
 	fs.IntVar(&c.concurrency, "concurrency", 1, "prefill calls (HTTP requests with --server) in flight at once")
+	fs.StringVar(&c.policyFile, "allreduce-policies", "", "policy file whose policies --allreduce may name as policy:NAME (with --server, the server must have the same policies)")
 }
 
 func (c *common) setup(ctx context.Context, stderr io.Writer) (evalharness.Backend, evalharness.Encoder, []evalharness.Codec, []evalharness.Pair, evalharness.RunInfo, func(), error) {
@@ -111,7 +125,18 @@ func (c *common) setup(ctx context.Context, stderr io.Writer) (evalharness.Backe
 	if err != nil {
 		return fail(fmt.Errorf("--block-size: %w", err))
 	}
-	codecs, err := evalharness.ParseCodecs(c.allreduce, bs)
+	var policies map[string]*tp.Policy
+	if c.policyFile != "" {
+		ps, err := tp.LoadPolicies(c.policyFile)
+		if err != nil {
+			return fail(fmt.Errorf("--allreduce-policies: %w", err))
+		}
+		policies = map[string]*tp.Policy{}
+		for _, p := range ps {
+			policies[p.Name] = p
+		}
+	}
+	codecs, err := evalharness.ParseCodecsWith(c.allreduce, bs, policies)
 	if err != nil {
 		return fail(fmt.Errorf("--allreduce: %w", err))
 	}
@@ -191,7 +216,8 @@ func multipleChoice(ctx context.Context, args []string, stdout, stderr io.Writer
 	var c common
 	c.register(fs)
 	tasks := fs.String("tasks", "configs/eval/tinystories_mc.jsonl", "task file (HellaSwag-schema JSONL)")
-	limit := fs.Int("limit", 0, "score only the first N items; 0 = all")
+	limit := fs.Int("limit", 0, "score only the first N items (after --skip); 0 = all")
+	skip := fs.Int("skip", 0, "skip the first N items (e.g. those a policy was calibrated on)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -206,8 +232,11 @@ func multipleChoice(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if *limit > 0 && *limit < len(task.Docs) {
-		task.Docs = task.Docs[:*limit]
+	if *skip < 0 {
+		return fmt.Errorf("--skip %d must not be negative", *skip)
+	}
+	if task.Docs, err = window(task.Docs, *skip, *limit); err != nil {
+		return err
 	}
 	be, enc, codecs, pairs, info, closeFn, err := c.setup(ctx, stderr)
 	if err != nil {
@@ -236,7 +265,8 @@ func perplexity(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var c common
 	c.register(fs)
 	corpus := fs.String("corpus", "", "text corpus, stories separated by <|endoftext|> lines (required)")
-	limit := fs.Int("limit", 0, "score only the first N stories; 0 = all")
+	limit := fs.Int("limit", 0, "score only the first N stories (after --skip); 0 = all")
+	skip := fs.Int("skip", 0, "skip the first N stories")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -254,8 +284,11 @@ func perplexity(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if *limit > 0 && *limit < len(stories) {
-		stories = stories[:*limit]
+	if *skip < 0 {
+		return fmt.Errorf("--skip %d must not be negative", *skip)
+	}
+	if stories, err = window(stories, *skip, *limit); err != nil {
+		return err
 	}
 	be, enc, codecs, pairs, info, closeFn, err := c.setup(ctx, stderr)
 	if err != nil {
