@@ -50,6 +50,9 @@ type Policy struct {
 	Name    string  `json:"name"`
 	Default Setting `json:"default"`
 	Rules   []Rule  `json:"rules,omitempty"`
+	// BudgetKL, for a policy chosen automatically, is the error budget
+	// (predicted mean KL from f32 per token) it was chosen for.
+	BudgetKL float64 `json:"budget_kl,omitempty"`
 }
 
 // ErrPolicy is wrapped by every policy validation error.

@@ -222,6 +222,7 @@ func autopolicy(args []string, stdout, stderr io.Writer) error {
 		sets[i] = sites[i][j].set
 	}
 	pol := tp.FromSites(*name, sets)
+	pol.BudgetKL = *budget
 	if err := pol.Validate(rep.Layers); err != nil {
 		return err
 	}
@@ -274,6 +275,49 @@ type PolicyRow struct {
 	WireVsBF16    float64 `json:"wire_bytes_vs_bf16"` // the policy's AllReduce bytes / all-bf16's
 	SimSeconds    float64 `json:"sim_seconds"`        // simulated TPU prefill time
 	SpeedupVsBF16 float64 `json:"speedup_vs_bf16"`
+	BudgetKL      float64 `json:"budget_kl,omitempty"`
+	// Quality measured against f32 (from --mc-report and --ppl-report,
+	// when given and holding the policy's comparison with f32).
+	Agreement   *float64 `json:"agreement,omitempty"`
+	AccDelta    *float64 `json:"acc_delta,omitempty"`
+	AccDeltaSE  *float64 `json:"acc_delta_stderr,omitempty"`
+	MCMeanKL    *float64 `json:"mc_mean_kl,omitempty"`
+	PPLNLLDelta *float64 `json:"ppl_nll_delta,omitempty"`
+	PPLMeanKL   *float64 `json:"ppl_mean_kl,omitempty"`
+}
+
+// comparisons reads the "comparisons" object of an eval JSON report.
+func comparisons(path string) (map[string]map[string]float64, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rep struct {
+		Comparisons map[string]map[string]any `json:"comparisons"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	out := map[string]map[string]float64{}
+	for k, v := range rep.Comparisons {
+		out[k] = map[string]float64{}
+		for f, x := range v {
+			if n, ok := x.(float64); ok {
+				out[k][f] = n
+			}
+		}
+	}
+	return out, nil
+}
+
+func field(m map[string]map[string]float64, pair, f string) *float64 {
+	if v, ok := m[pair][f]; ok {
+		return &v
+	}
+	return nil
 }
 
 // policyTable prices policies (files and bare codec names) on targets.
@@ -285,6 +329,9 @@ func policyTable(args []string, stdout, stderr io.Writer) error {
 	srcLayers := fs.Int("source-layers", 5, "depth of the model the policies were written for (mapped by relative depth)")
 	models := fs.String("price-models", "gemma3-27b,gemma3-12b", "model shapes, comma-separated")
 	jsonOut := fs.String("json", "", "write the rows as JSON to this file")
+	mdOut := fs.String("markdown", "", "write the table as Markdown to this file")
+	mcReport := fs.String("mc-report", "", "eval JSON report whose POLICY_vs_f32 comparisons give the quality columns")
+	pplReport := fs.String("ppl-report", "", "eval perplexity JSON report, likewise")
 	var t target
 	_, topo, tpuName, exec, tokens := t.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -321,6 +368,14 @@ func policyTable(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	mc, err := comparisons(*mcReport)
+	if err != nil {
+		return err
+	}
+	ppl, err := comparisons(*pplReport)
+	if err != nil {
+		return err
+	}
 	var rows []PolicyRow
 	for _, m := range strings.Split(*models, ",") {
 		if err := t.load(strings.TrimSpace(m), *topo, *tpuName, *exec, *tokens); err != nil {
@@ -349,9 +404,12 @@ func policyTable(args []string, stdout, stderr io.Writer) error {
 				}
 				wire += float64(e.WireBytes)
 			}
+			pair := p.Name + "_vs_f32"
 			rows = append(rows, PolicyRow{Policy: p.Name, Sites: tp.Summary(p.Sites(*srcLayers)), Model: t.cfg.Name,
 				Topology: t.topo.String(), Tokens: t.tokens, WireVsBF16: wire / (float64(bfWire.WireBytes) * float64(len(sites))),
-				SimSeconds: est.SerialSeconds, SpeedupVsBF16: bf.SerialSeconds / est.SerialSeconds})
+				SimSeconds: est.SerialSeconds, SpeedupVsBF16: bf.SerialSeconds / est.SerialSeconds, BudgetKL: p.BudgetKL,
+				Agreement: field(mc, pair, "agreement"), AccDelta: field(mc, pair, "acc_delta"), AccDeltaSE: field(mc, pair, "acc_delta_stderr"),
+				MCMeanKL: field(mc, pair, "mean_kl"), PPLNLLDelta: field(ppl, pair, "nll_delta"), PPLMeanKL: field(ppl, pair, "mean_kl")})
 		}
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -362,5 +420,70 @@ func policyTable(args []string, stdout, stderr io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if *mdOut != "" {
+		if err := writePolicyMarkdown(*mdOut, rows); err != nil {
+			return err
+		}
+	}
 	return writeJSON(*jsonOut, rows)
+}
+
+// writePolicyMarkdown writes one row per policy: its sites, then per model
+// its wire bytes and simulated speedup, then the measured quality.
+func writePolicyMarkdown(path string, rows []PolicyRow) error {
+	var models []string
+	seen := map[string]bool{}
+	byPolicy := map[string][]PolicyRow{}
+	var order []string
+	for _, r := range rows {
+		if !seen[r.Model] {
+			seen[r.Model] = true
+			models = append(models, r.Model)
+		}
+		if _, ok := byPolicy[r.Policy]; !ok {
+			order = append(order, r.Policy)
+		}
+		byPolicy[r.Policy] = append(byPolicy[r.Policy], r)
+	}
+	num := func(p *float64, f string) string {
+		if p == nil {
+			return "—"
+		}
+		return fmt.Sprintf(f, *p)
+	}
+	var b strings.Builder
+	b.WriteString("| policy | sites | budget (KL) |")
+	for _, m := range models {
+		fmt.Fprintf(&b, " %s wire vs bf16 | %s speedup vs bf16 (sim) |", m, m)
+	}
+	b.WriteString(" agreement vs f32 | acc Δ vs f32 | mean KL vs f32 | within budget | perplexity: NLL Δ | perplexity: mean KL |\n|---|---|---|")
+	for range models {
+		b.WriteString("---|---|")
+	}
+	b.WriteString("---|---|---|---|---|---|\n")
+	for _, name := range order {
+		rs := byPolicy[name]
+		r0 := rs[0]
+		budget, within := "—", "—"
+		if r0.BudgetKL > 0 {
+			budget = fmt.Sprintf("%.0e", r0.BudgetKL)
+			if r0.MCMeanKL != nil {
+				within = "no"
+				if *r0.MCMeanKL <= r0.BudgetKL {
+					within = "yes"
+				}
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |", name, r0.Sites, budget)
+		for _, r := range rs {
+			fmt.Fprintf(&b, " %.3f | %.3fx |", r.WireVsBF16, r.SpeedupVsBF16)
+		}
+		acc := "—"
+		if r0.AccDelta != nil && r0.AccDeltaSE != nil {
+			acc = fmt.Sprintf("%+.1f ± %.1f pts", 100**r0.AccDelta, 100**r0.AccDeltaSE)
+		}
+		fmt.Fprintf(&b, " %s | %s | %s | %s | %s | %s |\n", num(r0.Agreement, "%.3f"), acc, num(r0.MCMeanKL, "%.2e"), within,
+			num(r0.PPLNLLDelta, "%+.5f"), num(r0.PPLMeanKL, "%.2e"))
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
