@@ -76,7 +76,7 @@ type State struct {
 	Meter Meter
 
 	scratch map[string][]float32
-	rope    map[float64][2][]float32
+	rope    map[[2]float64][2][]float32 // keyed by (theta, scaling factor)
 }
 
 // NewState prepares a state for batch with residual x ([N, dim]).
@@ -84,7 +84,7 @@ func NewState(b *Batch, x []float32, m Meter) *State {
 	if m == nil {
 		m = NopMeter{}
 	}
-	return &State{Batch: b, X: x, Meter: m, scratch: map[string][]float32{}, rope: map[float64][2][]float32{}}
+	return &State{Batch: b, X: x, Meter: m, scratch: map[string][]float32{}, rope: map[[2]float64][2][]float32{}}
 }
 
 func (s *State) buf(name string, n int) []float32 {
@@ -96,12 +96,13 @@ func (s *State) buf(name string, n int) []float32 {
 	return b[:n]
 }
 
-func (s *State) ropeFor(theta float64, hd int) (cos, sin []float32) {
-	if t, ok := s.rope[theta]; ok && len(t[0]) == s.Batch.N*hd/2 {
+func (s *State) ropeFor(theta, factor float64, hd int) (cos, sin []float32) {
+	key := [2]float64{theta, factor}
+	if t, ok := s.rope[key]; ok && len(t[0]) == s.Batch.N*hd/2 {
 		return t[0], t[1]
 	}
-	cos, sin = ropeTable(s.Batch.Pos, hd, theta)
-	s.rope[theta] = [2][]float32{cos, sin}
+	cos, sin = ropeTable(s.Batch.Pos, hd, theta, factor)
+	s.rope[key] = [2][]float32{cos, sin}
 	return cos, sin
 }
 
@@ -125,6 +126,7 @@ type flavor struct {
 	sandwich    bool       // post-attention and post-MLP norms
 	act         Activation // gate nonlinearity
 	theta       float64    // RoPE base of this layer
+	ropeFactor  float64    // linear RoPE scaling of this layer (1: none)
 	window      int        // tokens a query may attend to (itself included); 0 = all
 	qScale      float32    // multiplier of q·k
 }
@@ -231,7 +233,7 @@ func (b *decoderBlock) Forward(ctx context.Context, st *State) error {
 		rmsNorm(q, q, n*nq, hd, b.w.QNorm, eps, b.f.onePlusNorm)
 		rmsNorm(k, k, n*nkv, hd, b.w.KNorm, eps, b.f.onePlusNorm)
 	}
-	cos, sin := st.ropeFor(b.f.theta, hd)
+	cos, sin := st.ropeFor(b.f.theta, b.f.ropeFactor, hd)
 	applyRope(q, n, nq, hd, cos, sin, b.cfg.RopeStyle)
 	applyRope(k, n, nkv, hd, cos, sin, b.cfg.RopeStyle)
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 )
 
@@ -32,20 +33,27 @@ const (
 // Config describes one model. Every field that the architecture uses must be
 // set explicitly: Validate reports what is missing instead of defaulting it.
 type Config struct {
-	Arch       string     `json:"arch"` // registry key: "llama" or "gemma3"
-	Name       string     `json:"name,omitempty"`
-	Dim        int        `json:"dim"`        // residual width (hidden_size)
-	HiddenDim  int        `json:"hidden_dim"` // feed-forward width (intermediate_size)
-	Layers     int        `json:"n_layers"`
-	Heads      int        `json:"n_heads"`
-	KVHeads    int        `json:"n_kv_heads"`
-	HeadDim    int        `json:"head_dim"`
-	Vocab      int        `json:"vocab_size"`
-	MaxSeqLen  int        `json:"max_seq_len"`
-	NormEps    float64    `json:"norm_eps"`
-	RopeTheta  float64    `json:"rope_theta"`
-	RopeStyle  RopeStyle  `json:"rope_style"`
-	Activation Activation `json:"activation"`
+	Arch      string    `json:"arch"` // registry key: "llama" or "gemma3"
+	Name      string    `json:"name,omitempty"`
+	Dim       int       `json:"dim"`        // residual width (hidden_size)
+	HiddenDim int       `json:"hidden_dim"` // feed-forward width (intermediate_size)
+	Layers    int       `json:"n_layers"`
+	Heads     int       `json:"n_heads"`
+	KVHeads   int       `json:"n_kv_heads"`
+	HeadDim   int       `json:"head_dim"`
+	Vocab     int       `json:"vocab_size"`
+	MaxSeqLen int       `json:"max_seq_len"`
+	NormEps   float64   `json:"norm_eps"`
+	RopeTheta float64   `json:"rope_theta"`
+	RopeStyle RopeStyle `json:"rope_style"`
+	// RopeScalingFactor is linear RoPE scaling (position interpolation) on
+	// the global layers: every llama layer, the full-attention layers of
+	// gemma3 (its sliding-window layers are never scaled). Positions are
+	// divided by the factor, i.e. the inverse frequencies pos·θ^(-2i/hd)
+	// become pos/factor·θ^(-2i/hd), as Hugging Face's rope_type "linear".
+	// 0 (absent) means no scaling, the same as 1.
+	RopeScalingFactor float64    `json:"rope_scaling_factor,omitempty"`
+	Activation        Activation `json:"activation"`
 	// TiedEmbeddings: the LM head reuses the token embedding matrix.
 	TiedEmbeddings bool `json:"tied_embeddings"`
 
@@ -97,6 +105,9 @@ func (c *Config) Validate() error {
 	if !(c.RopeTheta > 0) {
 		return bad("rope_theta must be positive, got %g", c.RopeTheta)
 	}
+	if f := c.RopeScalingFactor; f != 0 && (!(f > 0) || math.IsInf(f, 0)) {
+		return bad("rope_scaling_factor must be a positive finite number (or 0 for none), got %g", f)
+	}
 	switch c.RopeStyle {
 	case RopeInterleaved, RopeHalf:
 	default:
@@ -147,6 +158,20 @@ func (c *Config) IsGlobalLayer(i int) bool {
 		return true
 	}
 	return (i+1)%c.SlidingWindowPattern == 0
+}
+
+// LayerRope returns the RoPE base and the linear scaling factor (1 when
+// none) of layer i: rope_theta and rope_scaling_factor on global layers,
+// rope_local_theta unscaled on gemma3's sliding-window layers.
+func (c *Config) LayerRope(i int) (theta, factor float64) {
+	if !c.IsGlobalLayer(i) {
+		return c.RopeLocalTheta, 1
+	}
+	factor = c.RopeScalingFactor
+	if factor == 0 {
+		factor = 1
+	}
+	return c.RopeTheta, factor
 }
 
 // ParseConfig decodes a JSON model config (configs/models/*.json), rejecting

@@ -94,7 +94,7 @@ func TestMatMulAgainstFloat64(t *testing.T) {
 
 func TestRopeStyles(t *testing.T) {
 	// One head of 4 dims at position 1, theta 100: angles 1 and 0.1.
-	cos, sin := ropeTable([]int{1}, 4, 100)
+	cos, sin := ropeTable([]int{1}, 4, 100, 1)
 	x := []float32{1, 2, 3, 4}
 	inter := append([]float32(nil), x...)
 	applyRope(inter, 1, 1, 4, cos, sin, RopeInterleaved)

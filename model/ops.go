@@ -49,14 +49,20 @@ func addResidual(x, o []float32) {
 	}
 }
 
-// ropeTable returns cos and sin of pos·θ^(-2i/hd) for i < hd/2, row per token.
-func ropeTable(pos []int, hd int, theta float64) (cos, sin []float32) {
+// ropeTable returns cos and sin of pos·θ^(-2i/hd)/factor for i < hd/2, row
+// per token: linear RoPE scaling divides the inverse frequencies by factor,
+// as Hugging Face's _compute_linear_scaling_rope_parameters does. A factor of
+// 1 (or 0) leaves the frequencies untouched, bit for bit.
+func ropeTable(pos []int, hd int, theta, factor float64) (cos, sin []float32) {
 	half := hd / 2
 	cos = make([]float32, len(pos)*half)
 	sin = make([]float32, len(pos)*half)
 	inv := make([]float64, half)
 	for i := range inv {
 		inv[i] = 1 / math.Pow(theta, float64(2*i)/float64(hd))
+		if factor != 0 && factor != 1 {
+			inv[i] /= factor
+		}
 	}
 	for t, p := range pos {
 		for i := 0; i < half; i++ {

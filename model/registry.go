@@ -98,10 +98,12 @@ func (l *Llama) HasQKNorm() bool        { return false }
 func (l *Llama) HasSandwichNorms() bool { return false }
 
 func (l *Llama) NewBlock(layer int, w LayerWeights) (Block, error) {
+	theta, factor := l.cfg.LayerRope(layer)
 	return newDecoderBlock(l.cfg, layer, w, flavor{
-		act:    ActSiLU,
-		theta:  l.cfg.RopeTheta,
-		qScale: float32(1 / math.Sqrt(float64(l.cfg.HeadDim))),
+		act:        ActSiLU,
+		theta:      theta,
+		ropeFactor: factor,
+		qScale:     float32(1 / math.Sqrt(float64(l.cfg.HeadDim))),
 	})
 }
 
@@ -146,10 +148,8 @@ func (g *Gemma3) NewBlock(layer int, w LayerWeights) (Block, error) {
 		act:         ActGELUTanh,
 		qScale:      float32(1 / math.Sqrt(g.cfg.QueryPreAttnScalar)),
 	}
-	if g.cfg.IsGlobalLayer(layer) {
-		f.theta = g.cfg.RopeTheta
-	} else {
-		f.theta = g.cfg.RopeLocalTheta
+	f.theta, f.ropeFactor = g.cfg.LayerRope(layer)
+	if !g.cfg.IsGlobalLayer(layer) {
 		f.window = g.cfg.SlidingWindow
 	}
 	return newDecoderBlock(g.cfg, layer, w, f)

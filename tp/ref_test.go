@@ -72,10 +72,12 @@ func matvec(w, x []float64, out int) []float64 {
 	return y
 }
 
-func (m *refModel) rope(v []float64, pos int, theta float64) {
+// rope rotates v by the angles pos/factor·θ^(-2i/hd) (linear RoPE scaling
+// divides positions by factor).
+func (m *refModel) rope(v []float64, pos int, theta, factor float64) {
 	hd := len(v)
 	for i := 0; i < hd/2; i++ {
-		ang := float64(pos) / math.Pow(theta, float64(2*i)/float64(hd))
+		ang := float64(pos) / factor / math.Pow(theta, float64(2*i)/float64(hd))
 		c, s := math.Cos(ang), math.Sin(ang)
 		a, b := 2*i, 2*i+1
 		if m.cfg.RopeStyle == model.RopeHalf {
@@ -104,13 +106,20 @@ func (m *refModel) logprobs(ids []int) [][]float64 {
 			}
 		}
 		for l := 0; l < c.Layers; l++ {
-			theta, window := c.RopeTheta, 0
+			window := 0
 			scale := 1 / math.Sqrt(float64(hd))
 			if c.Arch == "gemma3" {
 				scale = 1 / math.Sqrt(c.QueryPreAttnScalar)
 				if !c.IsGlobalLayer(l) {
-					theta, window = c.RopeLocalTheta, c.SlidingWindow
+					window = c.SlidingWindow
 				}
+			}
+			theta, factor := c.RopeTheta, c.RopeScalingFactor
+			if !c.IsGlobalLayer(l) {
+				theta, factor = c.RopeLocalTheta, 1
+			}
+			if factor == 0 {
+				factor = 1
 			}
 			h := m.norm(x, m.get(l, "attn_norm"))
 			q := matvec(m.get(l, "wq"), h, c.Heads*hd)
@@ -121,14 +130,14 @@ func (m *refModel) logprobs(ids []int) [][]float64 {
 				if c.Arch == "gemma3" {
 					copy(qh, m.norm(qh, m.get(l, "q_norm")))
 				}
-				m.rope(qh, pos, theta)
+				m.rope(qh, pos, theta, factor)
 			}
 			for hh := 0; hh < c.KVHeads; hh++ {
 				kh := k[hh*hd : (hh+1)*hd]
 				if c.Arch == "gemma3" {
 					copy(kh, m.norm(kh, m.get(l, "k_norm")))
 				}
-				m.rope(kh, pos, theta)
+				m.rope(kh, pos, theta, factor)
 			}
 			keys[l] = append(keys[l], k)
 			vals[l] = append(vals[l], v)

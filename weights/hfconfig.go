@@ -196,20 +196,67 @@ func commonConfig(f *hfFields, cfg *model.Config) error {
 	if cfg.RopeTheta, err = f.float("rope_theta"); err != nil {
 		return err
 	}
-	// RoPE scaling variants (linear, llama3, yarn, ...) are not implemented;
-	// {"rope_type": "default"} is plain RoPE.
-	if f.present("rope_scaling") {
-		var rs map[string]any
-		if err := json.Unmarshal(f.m["rope_scaling"], &rs); err != nil {
-			return fmt.Errorf("%w: config.json: %srope_scaling: %v", ErrCorrupt, f.path, err)
-		}
-		for k, v := range rs {
-			if (k != "rope_type" && k != "type") || v != "default" {
-				return fmt.Errorf("%w: config.json: %srope_scaling = %s", ErrUnsupported, f.path, bytes.TrimSpace(f.m["rope_scaling"]))
-			}
-		}
+	if cfg.RopeScalingFactor, err = ropeScaling(f); err != nil {
+		return err
 	}
 	return f.mustBeOff("attention_bias", "mlp_bias")
+}
+
+// ropeScaling reads rope_scaling: absent, null or {"rope_type": "default"}
+// is plain RoPE (factor 0); {"rope_type": "linear", "factor": F} is linear
+// scaling (position interpolation), F positive and finite. transformers
+// applies it to every Llama layer and to the full-attention layers of Gemma
+// 3 (its sliding-window layers use rope_local_base_freq unscaled), which is
+// what model.Config.RopeScalingFactor means. Older configs spell rope_type
+// "type". Other variants (llama3, yarn, dynamic, longrope, ...) and unknown
+// keys are rejected.
+func ropeScaling(f *hfFields) (float64, error) {
+	if !f.present("rope_scaling") {
+		return 0, nil
+	}
+	var rs map[string]json.RawMessage
+	if err := json.Unmarshal(f.m["rope_scaling"], &rs); err != nil {
+		return 0, fmt.Errorf("%w: config.json: %srope_scaling: %v", ErrCorrupt, f.path, err)
+	}
+	var compact bytes.Buffer
+	_ = json.Compact(&compact, f.m["rope_scaling"]) // valid: it was just decoded
+	raw := compact.Bytes()
+	sub := &hfFields{m: rs, path: f.path + "rope_scaling."}
+	typ := ""
+	for _, k := range []string{"rope_type", "type"} {
+		if !sub.present(k) {
+			continue
+		}
+		v, err := sub.string(k)
+		if err != nil {
+			return 0, err
+		}
+		if typ != "" && v != typ {
+			return 0, fmt.Errorf("%w: config.json: %srope_scaling has rope_type %q and type %q", ErrCorrupt, f.path, typ, v)
+		}
+		typ = v
+	}
+	allowed := map[string]bool{"rope_type": true, "type": true}
+	var factor float64
+	switch typ {
+	case "default":
+	case "linear":
+		allowed["factor"] = true
+		var err error
+		if factor, err = sub.float("factor"); err != nil {
+			return 0, err
+		}
+	case "":
+		return 0, fmt.Errorf("%w: config.json: %srope_scaling = %s has no rope_type", ErrCorrupt, f.path, raw)
+	default:
+		return 0, fmt.Errorf("%w: config.json: %srope_scaling rope_type %q (only \"default\" and \"linear\" RoPE are implemented): %s", ErrUnsupported, f.path, typ, raw)
+	}
+	for k := range rs {
+		if !allowed[k] {
+			return 0, fmt.Errorf("%w: config.json: %srope_scaling key %q with rope_type %q: %s", ErrUnsupported, f.path, k, typ, raw)
+		}
+	}
+	return factor, nil
 }
 
 func llamaConfig(f *hfFields) (model.Config, error) {
@@ -244,10 +291,52 @@ func llamaConfig(f *hfFields) (model.Config, error) {
 	return cfg, nil
 }
 
+// gemma3TextDefaults are the defaults of transformers' Gemma3TextConfig
+// (models/gemma3/configuration_gemma3.py) for the fields this package reads.
+// The multimodal 4B/12B/27B config.json files state only hidden_size,
+// intermediate_size, num_hidden_layers, sliding_window and rope_scaling in
+// text_config and rely on these for the rest (8 heads, 4 KV heads, head_dim
+// 256, vocab_size 262208, ...). hidden_size, intermediate_size and
+// num_hidden_layers have defaults there too (2304, 9216, 26), but every
+// published config states them, so they stay required here. A field set to
+// null is not defaulted (transformers keeps the None).
+var gemma3TextDefaults = map[string]string{
+	"num_attention_heads":     "8",
+	"num_key_value_heads":     "4",
+	"head_dim":                "256",
+	"vocab_size":              "262208",
+	"max_position_embeddings": "131072",
+	"rms_norm_eps":            "1e-06",
+	"rope_theta":              "1000000.0",
+	"rope_local_base_freq":    "10000.0",
+	"query_pre_attn_scalar":   "256",
+	"sliding_window":          "4096",
+	"hidden_activation":       `"gelu_pytorch_tanh"`,
+}
+
+// withDefaults returns a copy of f in which every absent field named in defs
+// takes the JSON value given there.
+func (f *hfFields) withDefaults(defs map[string]string) *hfFields {
+	m := make(map[string]json.RawMessage, len(f.m)+len(defs))
+	for k, v := range f.m {
+		m[k] = v
+	}
+	for k, v := range defs {
+		if _, ok := m[k]; !ok {
+			m[k] = json.RawMessage(v)
+		}
+	}
+	return &hfFields{m: m, path: f.path}
+}
+
 // gemma3Config reads a Gemma 3 text config from f; tying is read from tie
 // (the top-level object for multimodal checkpoints).
 func gemma3Config(f, tie *hfFields) (model.Config, error) {
 	cfg := model.Config{Arch: "gemma3", RopeStyle: model.RopeHalf}
+	if !f.present("rope_theta") && f.present("rope_parameters") {
+		return model.Config{}, fmt.Errorf("%w: config.json: %srope_parameters without rope_theta (read the config with a transformers 4.x layout)", ErrUnsupported, f.path)
+	}
+	f = f.withDefaults(gemma3TextDefaults)
 	if err := commonConfig(f, &cfg); err != nil {
 		return model.Config{}, err
 	}

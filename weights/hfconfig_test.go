@@ -52,6 +52,51 @@ var gemma31B = model.Config{
 	SlidingWindow: 512, SlidingWindowPattern: 6, QueryPreAttnScalar: 256,
 }
 
+// gemma34BConfig is the config.json of the published Gemma 3 4B model
+// (google/gemma-3-4b-it; -pt differs only in metadata): its text_config
+// states five fields and rope_scaling, Gemma3TextConfig's defaults give the
+// rest.
+const gemma34BConfig = `{
+  "architectures": ["Gemma3ForConditionalGeneration"],
+  "boi_token_index": 255999,
+  "eoi_token_index": 256000,
+  "eos_token_id": [1, 106],
+  "image_token_index": 262144,
+  "initializer_range": 0.02,
+  "mm_tokens_per_image": 256,
+  "model_type": "gemma3",
+  "text_config": {
+    "hidden_size": 2560,
+    "intermediate_size": 10240,
+    "model_type": "gemma3_text",
+    "num_hidden_layers": 34,
+    "rope_scaling": {
+      "factor": 8.0,
+      "rope_type": "linear"
+    },
+    "sliding_window": 1024
+  },
+  "torch_dtype": "bfloat16",
+  "transformers_version": "4.50.0.dev0",
+  "vision_config": {
+    "hidden_size": 1152,
+    "image_size": 896,
+    "intermediate_size": 4304,
+    "model_type": "siglip_vision_model",
+    "num_attention_heads": 16,
+    "num_hidden_layers": 27,
+    "patch_size": 14,
+    "vision_use_head": false
+  }
+}`
+
+var gemma34B = model.Config{
+	Arch: "gemma3", Dim: 2560, HiddenDim: 10240, Layers: 34, Heads: 8, KVHeads: 4, HeadDim: 256,
+	Vocab: 262208, MaxSeqLen: 131072, NormEps: 1e-6, RopeTheta: 1e6, RopeStyle: model.RopeHalf,
+	RopeScalingFactor: 8, Activation: model.ActGELUTanh, TiedEmbeddings: true, RopeLocalTheta: 10000,
+	SlidingWindow: 1024, SlidingWindowPattern: 6, QueryPreAttnScalar: 256,
+}
+
 // tinyLlamaConfig is a Llama config.json in the style of TinyLlama 1.1B,
 // without head_dim.
 const tinyLlamaConfig = `{
@@ -129,6 +174,25 @@ func TestParseHFConfig(t *testing.T) {
 			m["text_config"] = text
 			m["vision_config"] = map[string]any{"hidden_size": 1152}
 		}), gemma31B},
+		{"gemma3 4B (multimodal, linear rope_scaling, text defaults)", []byte(gemma34BConfig), gemma34B},
+		{"gemma3 text defaults", editJSON(t, gemma31BConfig, func(m map[string]any) {
+			for _, k := range []string{"head_dim", "num_attention_heads", "num_key_value_heads", "vocab_size",
+				"max_position_embeddings", "rms_norm_eps", "rope_theta", "rope_local_base_freq",
+				"query_pre_attn_scalar", "sliding_window", "hidden_activation"} {
+				delete(m, k)
+			}
+		}), with(gemma31B, func(c *model.Config) {
+			c.Heads, c.KVHeads, c.Vocab, c.MaxSeqLen, c.SlidingWindow = 8, 4, 262208, 131072, 4096
+		})},
+		{"gemma3 linear rope_scaling, old spelling", editJSON(t, gemma31BConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"type": "linear", "factor": 4}
+		}), with(gemma31B, func(c *model.Config) { c.RopeScalingFactor = 4 })},
+		{"gemma3 linear rope_scaling, both spellings", editJSON(t, gemma31BConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"type": "linear", "rope_type": "linear", "factor": 0.5}
+		}), with(gemma31B, func(c *model.Config) { c.RopeScalingFactor = 0.5 })},
+		{"llama linear rope_scaling", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"type": "linear", "factor": 2.0}
+		}), with(tinyLlama11B, func(c *model.Config) { c.RopeScalingFactor = 2 })},
 		{"llama head_dim from hidden_size", []byte(tinyLlamaConfig), tinyLlama11B},
 		{"llama explicit head_dim", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
 			m["head_dim"] = 128
@@ -167,10 +231,33 @@ func TestParseHFConfigErrors(t *testing.T) {
 		{"not JSON", []byte("nope"), false, "not a JSON object"},
 		{"null", []byte("null"), false, "null"},
 		{"no architecture", []byte(`{"hidden_size": 8}`), true, "architectures [], model_type \"\""},
-		{"gemma3 missing head_dim", editJSON(t, gemma31BConfig, func(m map[string]any) { delete(m, "head_dim") }), false, "missing head_dim"},
+		{"gemma3 missing hidden_size", editJSON(t, gemma31BConfig, func(m map[string]any) { delete(m, "hidden_size") }), false, "missing hidden_size"},
+		{"gemma3 null head_dim", editJSON(t, gemma31BConfig, func(m map[string]any) { m["head_dim"] = nil }), false, "missing head_dim"},
 		{"gemma3 null sliding_window", editJSON(t, gemma31BConfig, func(m map[string]any) { m["sliding_window"] = nil }), false, "missing sliding_window"},
-		{"gemma3 missing rope_local_base_freq", editJSON(t, gemma31BConfig, func(m map[string]any) { delete(m, "rope_local_base_freq") }), false, "missing rope_local_base_freq"},
-		{"gemma3 missing query_pre_attn_scalar", editJSON(t, gemma31BConfig, func(m map[string]any) { delete(m, "query_pre_attn_scalar") }), false, "missing query_pre_attn_scalar"},
+		{"gemma3 null rope_local_base_freq", editJSON(t, gemma31BConfig, func(m map[string]any) { m["rope_local_base_freq"] = nil }), false, "missing rope_local_base_freq"},
+		{"gemma3 null query_pre_attn_scalar", editJSON(t, gemma31BConfig, func(m map[string]any) { m["query_pre_attn_scalar"] = nil }), false, "missing query_pre_attn_scalar"},
+		{"gemma3 rope_parameters layout", editJSON(t, gemma31BConfig, func(m map[string]any) {
+			delete(m, "rope_theta")
+			m["rope_parameters"] = map[string]any{"full_attention": map[string]any{"rope_type": "default", "rope_theta": 1e6}}
+		}), true, "rope_parameters without rope_theta"},
+		{"gemma3 yarn", editJSON(t, gemma31BConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"rope_type": "yarn", "factor": 8.0}
+		}), true, `config.json: rope_scaling rope_type "yarn" (only "default" and "linear"`},
+		{"gemma3 linear zero factor", editJSON(t, gemma31BConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"rope_type": "linear", "factor": 0}
+		}), false, "rope_scaling.factor is 0, want a positive number"},
+		{"gemma3 linear negative factor", editJSON(t, gemma31BConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"rope_type": "linear", "factor": -2}
+		}), false, "rope_scaling.factor is -2"},
+		{"gemma3 linear huge factor", editJSON(t, gemma31BConfig, func(m map[string]any) {
+			m["rope_scaling"] = json.RawMessage(`{"rope_type": "linear", "factor": 1e999}`)
+		}), false, "rope_scaling.factor"},
+		{"gemma3 linear without factor", editJSON(t, gemma31BConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"rope_type": "linear"}
+		}), false, "missing rope_scaling.factor"},
+		{"gemma3 linear factor a string", editJSON(t, gemma31BConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"rope_type": "linear", "factor": "8"}
+		}), false, "rope_scaling.factor"},
 		{"gemma3 softcapping", editJSON(t, gemma31BConfig, func(m map[string]any) { m["final_logit_softcapping"] = 30.0 }), true, "final_logit_softcapping = 30"},
 		{"gemma3 activation", editJSON(t, gemma31BConfig, func(m map[string]any) { m["hidden_activation"] = "relu" }), true, `hidden_activation "relu"`},
 		{"gemma3 irregular layer_types", editJSON(t, gemma31BConfig, func(m map[string]any) {
@@ -202,12 +289,25 @@ func TestParseHFConfigErrors(t *testing.T) {
 		{"llama fractional size", editJSON(t, tinyLlamaConfig, func(m map[string]any) { m["hidden_size"] = 20.5 }), false, "hidden_size"},
 		{"llama negative eps", editJSON(t, tinyLlamaConfig, func(m map[string]any) { m["rms_norm_eps"] = -1 }), false, "rms_norm_eps is -1"},
 		{"llama attention bias", editJSON(t, tinyLlamaConfig, func(m map[string]any) { m["attention_bias"] = true }), true, "attention_bias = true"},
-		{"llama rope scaling", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
-			m["rope_scaling"] = map[string]any{"rope_type": "llama3"}
-		}), true, "rope_scaling ="},
-		{"llama linear rope scaling", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
+		{"llama3 rope scaling", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+				"high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+		}), true, `rope_scaling rope_type "llama3" (only "default" and "linear" RoPE are implemented)`},
+		{"llama dynamic rope scaling", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"type": "dynamic", "factor": 2.0}
+		}), true, `rope_type "dynamic"`},
+		{"llama default rope scaling with a factor", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
 			m["rope_scaling"] = map[string]any{"rope_type": "default", "factor": 2}
-		}), true, "rope_scaling ="},
+		}), true, `rope_scaling key "factor" with rope_type "default"`},
+		{"llama linear rope scaling with an extra key", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"rope_type": "linear", "factor": 2, "original_max_position_embeddings": 2048}
+		}), true, `rope_scaling key "original_max_position_embeddings" with rope_type "linear"`},
+		{"llama rope scaling types disagree", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"rope_type": "linear", "type": "default", "factor": 2}
+		}), false, `rope_scaling has rope_type "linear" and type "default"`},
+		{"llama rope scaling without type", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
+			m["rope_scaling"] = map[string]any{"factor": 2}
+		}), false, "has no rope_type"},
 		{"llama rope_scaling not an object", editJSON(t, tinyLlamaConfig, func(m map[string]any) { m["rope_scaling"] = 3 }), false, "rope_scaling: json"},
 		{"rope_parameters layout", editJSON(t, tinyLlamaConfig, func(m map[string]any) {
 			delete(m, "rope_theta")

@@ -466,7 +466,7 @@ func TestOpenSafetensorsErrors(t *testing.T) {
 		}, true, `architectures ["MistralForCausalLM"], model_type "mistral"`},
 		{"rope scaling", func(_ string, _ *checkpoint, cfg map[string]any) {
 			cfg["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8}
-		}, true, "config.json: rope_scaling ="},
+		}, true, `config.json: rope_scaling rope_type "llama3" (only "default" and "linear" RoPE are implemented): {"factor":8,"rope_type":"llama3"}`},
 		{"no checkpoint files", func(dir string, _ *checkpoint, _ map[string]any) {
 			os.WriteFile(filepath.Join(dir, "other.bin"), nil, 0o644)
 			os.Mkdir(filepath.Join(dir, singleFileName), 0o755) // a directory, not a file
