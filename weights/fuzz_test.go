@@ -3,6 +3,7 @@ package weights
 import (
 	"bytes"
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -85,8 +86,21 @@ func FuzzSafetensors(f *testing.F) {
 			if e.numel()*dt.size() != x.end-x.begin {
 				t.Fatalf("tensor %q: %v elements of %v in %d bytes", x.name, x.shape, dt, x.end-x.begin)
 			}
-			if err := e.read(0, make([]float32, e.numel())); err != nil {
-				t.Fatalf("tensor %q: %v", x.name, err)
+			viaReadAt := make([]float32, e.numel())
+			if n, err := e.read(0, viaReadAt); err != nil || n != x.end-x.begin {
+				t.Fatalf("tensor %q: read %d bytes of %d: %v", x.name, n, x.end-x.begin, err)
+			}
+			// The same tensor through the mapped path (a mapping over the
+			// input bytes) decodes to the same values.
+			e.r, e.m = nil, &mapping{data: data, origin: "fuzz input"}
+			viaMap := make([]float32, e.numel())
+			if n, err := e.read(0, viaMap); err != nil || n != x.end-x.begin {
+				t.Fatalf("tensor %q (mapped): read %d bytes of %d: %v", x.name, n, x.end-x.begin, err)
+			}
+			for i := range viaMap {
+				if math.Float32bits(viaMap[i]) != math.Float32bits(viaReadAt[i]) {
+					t.Fatalf("tensor %q: element %d is %v mapped, %v through ReadAt", x.name, i, viaMap[i], viaReadAt[i])
+				}
 			}
 		}
 	})

@@ -41,11 +41,13 @@ func (d dtype) String() string {
 }
 
 // entry locates one stored tensor: elements of type dt, row-major, starting
-// at byte off of r. Every entry has been checked to lie inside its file.
+// at byte off of its file, read through m when the file is mapped and
+// through r otherwise. Every entry has been checked to lie inside its file.
 type entry struct {
 	shape  []int
 	dt     dtype
 	r      io.ReaderAt
+	m      *mapping
 	off    int64
 	origin string // where the tensor comes from, for error messages
 }
@@ -58,23 +60,32 @@ func (e *entry) numel() int64 {
 	return n
 }
 
-// readerSource serves tensors from checked entries, decoding on demand.
+// readerSource serves tensors from checked entries, decoding on demand. It
+// counts the bytes of tensor data it reads (headers excluded).
 type readerSource struct {
-	cfg     model.Config
-	entries map[string]*entry
-	names   []string
-	closers []io.Closer
-	closed  atomic.Bool
+	cfg       model.Config
+	entries   map[string]*entry
+	names     []string
+	closers   []io.Closer
+	closed    atomic.Bool
+	bytesRead atomic.Int64
 }
 
-var _ Source = (*readerSource)(nil)
+var (
+	_ Source      = (*readerSource)(nil)
+	_ ReadCounter = (*readerSource)(nil)
+)
 
 func (s *readerSource) Config() model.Config { return s.cfg }
 func (s *readerSource) Names() []string      { return slices.Clone(s.names) }
 
+// BytesRead returns the bytes of tensor data read so far through the source
+// and all its views.
+func (s *readerSource) BytesRead() int64 { return s.bytesRead.Load() }
+
 func (s *readerSource) lookup(name string) (*entry, error) {
 	if s.closed.Load() {
-		return nil, fmt.Errorf("weights: %s: source is closed", name)
+		return nil, fmt.Errorf("weights: %s: %w", name, errClosed)
 	}
 	e, ok := s.entries[name]
 	if !ok {
@@ -83,13 +94,31 @@ func (s *readerSource) lookup(name string) (*entry, error) {
 	return e, nil
 }
 
-func (s *readerSource) Tensor(name string) (*Tensor, error) {
+// count adds n bytes read to the source and to view (when not nil).
+func (s *readerSource) count(view *atomic.Int64, n int64) {
+	s.bytesRead.Add(n)
+	if view != nil {
+		view.Add(n)
+	}
+}
+
+func (s *readerSource) Tensor(name string) (*Tensor, error) { return s.tensor(name, nil) }
+func (s *readerSource) Rows(name string, lo, hi int) (*Tensor, error) {
+	return s.rows(name, lo, hi, nil)
+}
+func (s *readerSource) Cols(name string, lo, hi int) (*Tensor, error) {
+	return s.cols(name, lo, hi, nil)
+}
+
+func (s *readerSource) tensor(name string, view *atomic.Int64) (*Tensor, error) {
 	e, err := s.lookup(name)
 	if err != nil {
 		return nil, err
 	}
 	t := &Tensor{Name: name, Shape: slices.Clone(e.shape), Data: make([]float32, e.numel())}
-	if err := e.read(0, t.Data); err != nil {
+	n, err := e.read(0, t.Data)
+	s.count(view, n)
+	if err != nil {
 		return nil, fmt.Errorf("weights: %s: %w", name, err)
 	}
 	return t, nil
@@ -106,7 +135,7 @@ func (s *readerSource) matrix(name string) (*entry, error) {
 	return e, nil
 }
 
-func (s *readerSource) Rows(name string, lo, hi int) (*Tensor, error) {
+func (s *readerSource) rows(name string, lo, hi int, view *atomic.Int64) (*Tensor, error) {
 	e, err := s.matrix(name)
 	if err != nil {
 		return nil, err
@@ -116,13 +145,15 @@ func (s *readerSource) Rows(name string, lo, hi int) (*Tensor, error) {
 	}
 	cols := e.shape[1]
 	t := &Tensor{Name: name, Shape: []int{hi - lo, cols}, Data: make([]float32, (hi-lo)*cols)}
-	if err := e.read(int64(lo)*int64(cols), t.Data); err != nil {
+	n, err := e.read(int64(lo)*int64(cols), t.Data)
+	s.count(view, n)
+	if err != nil {
 		return nil, fmt.Errorf("weights: %s rows [%d, %d): %w", name, lo, hi, err)
 	}
 	return t, nil
 }
 
-func (s *readerSource) Cols(name string, lo, hi int) (*Tensor, error) {
+func (s *readerSource) cols(name string, lo, hi int, view *atomic.Int64) (*Tensor, error) {
 	e, err := s.matrix(name)
 	if err != nil {
 		return nil, err
@@ -136,11 +167,10 @@ func (s *readerSource) Cols(name string, lo, hi int) (*Tensor, error) {
 	if w == 0 {
 		return t, nil
 	}
-	scratch := make([]byte, int64(min(w, readChunk/int(e.dt.size())))*e.dt.size())
-	for r := range rows {
-		if err := e.readInto(int64(r)*int64(cols)+int64(lo), t.Data[r*w:(r+1)*w], scratch); err != nil {
-			return nil, fmt.Errorf("weights: %s cols [%d, %d): %w", name, lo, hi, err)
-		}
+	n, err := e.readCols(lo, w, cols, rows, t.Data)
+	s.count(view, n)
+	if err != nil {
+		return nil, fmt.Errorf("weights: %s cols [%d, %d): %w", name, lo, hi, err)
 	}
 	return t, nil
 }
@@ -156,33 +186,101 @@ func (s *readerSource) Close() error {
 	return errors.Join(errs...)
 }
 
+// readerView reads through a readerSource and counts its own reads.
+type readerView struct {
+	s *readerSource
+	n atomic.Int64
+}
+
+var _ ReadCounter = (*readerView)(nil)
+
+func (v *readerView) Config() model.Config                { return v.s.cfg }
+func (v *readerView) Names() []string                     { return v.s.Names() }
+func (v *readerView) Tensor(name string) (*Tensor, error) { return v.s.tensor(name, &v.n) }
+func (v *readerView) Rows(name string, lo, hi int) (*Tensor, error) {
+	return v.s.rows(name, lo, hi, &v.n)
+}
+func (v *readerView) Cols(name string, lo, hi int) (*Tensor, error) {
+	return v.s.cols(name, lo, hi, &v.n)
+}
+func (v *readerView) BytesRead() int64 { return v.n.Load() }
+
+// Close does nothing: the view does not own the files.
+func (v *readerView) Close() error { return nil }
+
 // readChunk bounds the scratch buffer used while decoding.
 const readChunk = 1 << 20
 
-// read decodes len(dst) elements starting at element index first.
-func (e *entry) read(first int64, dst []float32) error {
+// read decodes len(dst) elements starting at element index first and
+// returns the bytes of the file it read.
+func (e *entry) read(first int64, dst []float32) (int64, error) {
+	if e.m != nil {
+		return e.readMapped(first, 0, len(dst), 1, dst)
+	}
 	return e.readInto(first, dst, make([]byte, int64(min(len(dst), readChunk/int(e.dt.size())))*e.dt.size()))
 }
 
-// readInto is read with a caller-provided scratch buffer of at least one
-// element.
-func (e *entry) readInto(first int64, dst []float32, buf []byte) error {
+// readCols decodes columns [lo, lo+w) of the rows x cols matrix into dst
+// (rows x w), reading only those bytes of every row.
+func (e *entry) readCols(lo, w, cols, rows int, dst []float32) (int64, error) {
+	if e.m != nil {
+		return e.readMapped(int64(lo), int64(cols), w, rows, dst)
+	}
+	scratch := make([]byte, int64(min(w, readChunk/int(e.dt.size())))*e.dt.size())
+	var total int64
+	for r := range rows {
+		n, err := e.readInto(int64(r)*int64(cols)+int64(lo), dst[r*w:(r+1)*w], scratch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// readMapped decodes runs of w elements from the mapping: run r starts at
+// element first + r*stride. Every run is checked against the mapped length
+// before it is touched.
+func (e *entry) readMapped(first, stride int64, w, runs int, dst []float32) (int64, error) {
+	es := e.dt.size()
+	var total int64
+	err := e.m.access(func(data []byte) error {
+		for r := range runs {
+			off := e.off + (first+int64(r)*stride)*es
+			b, err := span(data, off, int64(w)*es, e.origin)
+			if err != nil {
+				return err
+			}
+			decode(e.dt, b, dst[r*w:(r+1)*w])
+			total += int64(len(b))
+		}
+		return nil
+	})
+	return total, err
+}
+
+// readInto is read through ReadAt with a caller-provided scratch buffer of
+// at least one element.
+func (e *entry) readInto(first int64, dst []float32, buf []byte) (int64, error) {
 	es := e.dt.size()
 	per := len(buf) / int(es)
+	var total int64
 	for done := 0; done < len(dst); {
 		n := min(len(dst)-done, per)
 		b := buf[:n*int(es)]
 		off := e.off + (first+int64(done))*es
-		if k, err := e.r.ReadAt(b, off); k != len(b) {
+		k, err := e.r.ReadAt(b, off)
+		total += int64(k)
+		if k != len(b) {
 			if err == nil || errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return fmt.Errorf("%w: reading %d bytes at offset %d of %s: %w", ErrCorrupt, len(b), off, e.origin, err)
+			return total, fmt.Errorf("%w: reading %d bytes at offset %d of %s: %w", ErrCorrupt, len(b), off, e.origin, err)
 		}
 		decode(e.dt, b, dst[done:done+n])
 		done += n
 	}
-	return nil
+	return total, nil
 }
 
 // decode converts little-endian elements of type dt to float32.

@@ -227,6 +227,13 @@ func strictUnmarshal(data []byte, v any) error {
 // Llama (LlamaForCausalLM) and Gemma 3 (Gemma3ForCausalLM,
 // Gemma3ForConditionalGeneration text weights) are supported; F32, F16 and
 // BF16 tensors are decoded to float32 when read.
+//
+// On Linux each file is memory-mapped (read-only, MAP_SHARED): only the
+// pages holding the tensors and slices asked for are read from disk, and
+// every header value is checked against the mapped length before any tensor
+// byte is touched. Elsewhere the files are read with ReadAt. The source
+// implements ReadCounter; Close unmaps the files, and reads after Close
+// return an error.
 func OpenSafetensors(path string) (Source, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -268,16 +275,12 @@ func OpenSafetensors(path string) (Source, error) {
 	inFile := make(map[string]string) // HF name -> file it was found in
 	for _, file := range files {
 		fp := filepath.Join(dir, file)
-		f, err := os.Open(fp)
+		r, m, size, err := openShard(fp)
 		if err != nil {
-			return fail(fmt.Errorf("weights: %w", err))
+			return fail(err)
 		}
-		s.closers = append(s.closers, f)
-		fst, err := f.Stat()
-		if err != nil {
-			return fail(fmt.Errorf("weights: stat %s: %w", fp, err))
-		}
-		tensors, _, err := parseSafetensors(f, fst.Size())
+		s.closers = append(s.closers, r.(io.Closer))
+		tensors, _, err := parseSafetensors(r, size)
 		if err != nil {
 			return fail(fmt.Errorf("%s: %w", fp, err))
 		}
@@ -303,7 +306,7 @@ func OpenSafetensors(path string) (Source, error) {
 			if _, dup := s.entries[canon]; dup {
 				return fail(fmt.Errorf("%w: %s: tensor %q is a second copy of %s", ErrCorrupt, fp, t.name, canon))
 			}
-			s.entries[canon] = &entry{shape: t.shape, dt: dt, r: f, off: t.begin, origin: fp + ": " + t.name}
+			s.entries[canon] = &entry{shape: t.shape, dt: dt, r: r, m: m, off: t.begin, origin: fp + ": " + t.name}
 			shapes[canon] = t.shape
 		}
 	}
@@ -318,6 +321,35 @@ func OpenSafetensors(path string) (Source, error) {
 	}
 	s.names = names
 	return s, nil
+}
+
+// openShard opens one safetensors file: mapped into memory where the
+// platform supports it (the descriptor is closed at once, the mapping stays),
+// otherwise the open file itself, read with ReadAt. size is the length that
+// every header value is checked against: for a mapping, the mapped length,
+// so no access can reach past it.
+func openShard(path string) (r io.ReaderAt, m *mapping, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("weights: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, 0, fmt.Errorf("weights: stat %s: %w", path, err)
+	}
+	if m, err = mapFile(f, st.Size(), path); err != nil {
+		f.Close()
+		return nil, nil, 0, err
+	}
+	if m == nil {
+		return f, nil, st.Size(), nil
+	}
+	if err := f.Close(); err != nil {
+		m.Close()
+		return nil, nil, 0, fmt.Errorf("weights: %s: %w", path, err)
+	}
+	return m, m, m.size(), nil
 }
 
 // readIndex reads a sharded checkpoint index, returning the weight map and

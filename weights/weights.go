@@ -273,3 +273,29 @@ func checkRange(name, what string, lo, hi, n int) error {
 	}
 	return nil
 }
+
+// ReadCounter is a Source that counts the bytes of tensor data it has read
+// from its files (headers excluded): with memory-mapped files, the bytes it
+// decoded from the mapping. Sources opened from files implement it.
+type ReadCounter interface {
+	Source
+	BytesRead() int64
+}
+
+// CountReads returns a view of src whose BytesRead counts only the reads
+// made through the view (they count towards src's own BytesRead as well),
+// so that each tensor-parallel rank can account for its shards. Closing the
+// view does nothing; closing src ends it. counted is false when src does
+// not read from files (synthetic weights, wrappers): the view then reads
+// through src and reports 0.
+func CountReads(src Source) (view ReadCounter, counted bool) {
+	if rs, ok := src.(*readerSource); ok {
+		return &readerView{s: rs}, true
+	}
+	return uncounted{src}, false
+}
+
+type uncounted struct{ Source }
+
+func (uncounted) BytesRead() int64 { return 0 }
+func (uncounted) Close() error     { return nil }
