@@ -378,6 +378,7 @@ func RunWorker(ctx context.Context, src weights.Source, cfg EngineConfig, node *
 	if err != nil {
 		return err
 	}
+	e.LoadStats().Log(log)
 	for {
 		msg, err := node.RecvControl(ctx, 0)
 		if err != nil {

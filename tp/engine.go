@@ -211,6 +211,7 @@ type Engine struct {
 	broken  error // set when the group could not be rebuilt after a failure
 	onLayer func(rank, layer int) error
 	dist    *driver // set when ranks run in other processes too
+	load    LoadStats
 }
 
 // Config returns the model configuration the engine serves.
@@ -248,7 +249,8 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster, cm *cost.Model
 	if err := e.checkInvariant(); err != nil {
 		return nil, err
 	}
-	emb, err := src.Tensor("embed")
+	shared := startLoad(src) // the replicated tensors are read through shared.src
+	emb, err := shared.src.Tensor("embed")
 	if err != nil {
 		return nil, fmt.Errorf("tp: embed: %w", err)
 	}
@@ -256,7 +258,7 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster, cm *cost.Model
 		return nil, fmt.Errorf("tp: embed has %d values, want %d", len(emb.Data), cfg.Vocab*cfg.Dim)
 	}
 	e.embed = emb.Data
-	fn, err := readVec(src, "final_norm", cfg.Dim)
+	fn, err := readVec(shared.src, "final_norm", cfg.Dim)
 	if err != nil {
 		return nil, err
 	}
@@ -265,10 +267,12 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster, cm *cost.Model
 	// Norm vectors are replicated: read once, shared read-only by all ranks.
 	norms := make([]layerNorms, cfg.Layers)
 	for l := range norms {
-		if norms[l], err = readNorms(src, arch, l, cfg); err != nil {
+		if norms[l], err = readNorms(shared.src, arch, l, cfg); err != nil {
 			return nil, err
 		}
 	}
+
+	e.load = LoadStats{Counted: shared.counted, Shared: shared.done(-1)}
 
 	comms, err := cl.NewGroup()
 	if err != nil {
@@ -276,17 +280,23 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster, cm *cost.Model
 	}
 	local := cl.Local()
 	e.ranks = make([]*rank, len(local))
+	e.load.Ranks = make([]RankLoad, len(local))
 	errs := make([]error, len(local))
 	var wg sync.WaitGroup
 	for i, r := range local {
 		rk := &rank{id: r, size: size, dev: cl.Device(r), comm: comms[i], cost: cm}
 		e.ranks[i] = rk
-		wg.Go(func() { errs[i] = e.bindRank(src, rk, norms) })
+		wg.Go(func() {
+			l := startLoad(src)
+			errs[i] = e.bindRank(l.src, rk, norms)
+			e.load.Ranks[i] = l.done(r)
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	e.load.Seconds = time.Since(shared.start).Seconds()
 	return e, nil
 }
 

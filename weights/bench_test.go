@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/equarx/equarx/model"
@@ -143,6 +144,45 @@ func BenchmarkSyntheticTensor(b *testing.B) {
 	for b.Loop() {
 		if _, err := s.Tensor("embed"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoad opens benchCfg's checkpoint and reads what the four ranks
+// of a tp-4 engine read (each its quarter of every matrix and of the LM
+// head, plus the norms), ranks in parallel as the engine binds them, with
+// the file memory-mapped and through ReadAt. The file stays in the page
+// cache between iterations, so this measures the decode and copy path, not
+// the disk. Bytes are file bytes read.
+func BenchmarkLoad(b *testing.B) {
+	cfg := benchCfg
+	cfg.TiedEmbeddings = false
+	for _, dtype := range []string{"BF16", "F32"} {
+		dir, _ := writeCheckpointDir(b, cfg, dtype)
+		for _, mmap := range []bool{true, false} {
+			name := dtype + "/readat"
+			if mmap {
+				name = dtype + "/mmap"
+			}
+			b.Run(name, func(b *testing.B) {
+				var read int64
+				for b.Loop() {
+					s := openWith(b, dir, mmap)
+					var wg sync.WaitGroup
+					for r := range 4 {
+						wg.Go(func() {
+							v, _ := CountReads(s)
+							rankReads(b, v, cfg, 4, r)
+						})
+					}
+					wg.Wait()
+					read = s.(ReadCounter).BytesRead()
+					if err := s.Close(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.SetBytes(read)
+			})
 		}
 	}
 }

@@ -186,6 +186,7 @@ func loadBackend(cfg *Config, log *slog.Logger) (server.Backend, func(), error) 
 		src.Close()
 		return server.Backend{}, nil, fmt.Errorf("engine: %w", err)
 	}
+	eng.LoadStats().Log(log)
 	mc := eng.Config()
 	log.Info("model loaded", "name", name, "arch", mc.Arch, "params", mc.Params(),
 		"weights_mib_f32", float64(4*mc.Params())/(1<<20), "layers", mc.Layers,
