@@ -7,7 +7,9 @@
 // shapes and offsets are checked against the file before any tensor is
 // decoded, and a tensor is decoded only when it is asked for. Rows and Cols
 // read only the requested slice of a matrix, so each tensor-parallel rank
-// reads only its own shard.
+// reads only its own shard. Safetensors files are memory-mapped on Linux
+// and read with ReadAt elsewhere; file-backed sources count the bytes they
+// read (ReadCounter, CountReads).
 //
 // Canonical names (2-D weights are [out, in], row-major float32):
 //
