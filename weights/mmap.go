@@ -102,6 +102,36 @@ func (m *mapping) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// pageSize is the unit of page-cache reads.
+var pageSize = int64(os.Getpagesize())
+
+// prefetch asks, when data is mapped memory, for the pages holding the runs
+// of n bytes at off, off+stride, ... (runs already checked to lie inside
+// data). Runs whose pages touch are merged, so a row slice is one request
+// and a column slice one request per group of rows sharing pages.
+func (m *mapping) prefetch(data []byte, off, stride, n int64, runs int) {
+	if m.unmap == nil || n <= 0 || runs <= 0 {
+		return
+	}
+	lo, hi := int64(-1), int64(-1)
+	flush := func() {
+		if lo >= 0 {
+			willNeed(data[lo:min(hi, int64(len(data)))])
+		}
+	}
+	for r := range runs {
+		a := off + int64(r)*stride
+		pa, pb := a&^(pageSize-1), (a+n+pageSize-1)&^(pageSize-1)
+		if lo >= 0 && pa <= hi {
+			hi = max(hi, pb)
+			continue
+		}
+		flush()
+		lo, hi = pa, pb
+	}
+	flush()
+}
+
 // span checks that n bytes at off lie inside data and returns them.
 func span(data []byte, off, n int64, origin string) ([]byte, error) {
 	if off < 0 || n < 0 || off > int64(len(data))-n {

@@ -245,14 +245,18 @@ func (e *entry) readMapped(first, stride int64, w, runs int, dst []float32) (int
 	es := e.dt.size()
 	var total int64
 	err := e.m.access(func(data []byte) error {
+		// Check every run before touching (or prefetching) any.
+		start, n := e.off+first*es, int64(w)*es
 		for r := range runs {
-			off := e.off + (first+int64(r)*stride)*es
-			b, err := span(data, off, int64(w)*es, e.origin)
-			if err != nil {
+			if _, err := span(data, start+int64(r)*stride*es, n, e.origin); err != nil {
 				return err
 			}
-			decode(e.dt, b, dst[r*w:(r+1)*w])
-			total += int64(len(b))
+		}
+		e.m.prefetch(data, start, stride*es, n, runs)
+		for r := range runs {
+			off := start + int64(r)*stride*es
+			decode(e.dt, data[off:off+n], dst[r*w:(r+1)*w])
+			total += n
 		}
 		return nil
 	})
