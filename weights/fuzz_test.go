@@ -110,6 +110,7 @@ func FuzzSafetensors(f *testing.F) {
 // returns valid configs.
 func FuzzHFConfig(f *testing.F) {
 	f.Add([]byte(gemma31BConfig))
+	f.Add([]byte(gemma34BConfig))
 	f.Add([]byte(tinyLlamaConfig))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := parseHFConfig(data)
