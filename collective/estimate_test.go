@@ -58,7 +58,7 @@ func TestFallbackNeverSlower(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, ck := range []CodecKind{CodecInt8, CodecInt4} {
+				for _, ck := range quantKinds {
 					q, err := Estimate(topo, p, n, Options{Codec: ck})
 					if err != nil {
 						t.Fatal(err)

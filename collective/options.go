@@ -10,6 +10,8 @@ const (
 	CodecBF16 CodecKind = "bf16" // bfloat16, round-to-nearest-even per hop
 	CodecInt8 CodecKind = "int8" // dynamic block-wise int8 with a per-block scale
 	CodecInt4 CodecKind = "int4" // dynamic block-wise int4, two values per byte
+	CodecInt6 CodecKind = "int6" // dynamic block-wise int6, four values per three bytes
+	CodecFP8  CodecKind = "fp8"  // dynamic block-wise FP8 E4M3FN with a per-block scale
 )
 
 // Algorithm names the AllReduce schedule.
