@@ -40,7 +40,7 @@ type Options struct {
 	// to whole blocks) so encoding segment k+1 overlaps sending segment k.
 	// 0 = default; negative = no segmenting.
 	SegmentElems int
-	// FallbackElems: int8/int4 buffers with fewer values than this use bf16
+	// FallbackElems: quantized-codec buffers with fewer values than this use bf16
 	// instead. 0 = the measured crossover: the estimator prices both codecs
 	// for this topology, profile and size, and bf16 is used wherever it is
 	// at least as fast. Negative = never fall back.
