@@ -69,18 +69,17 @@ func (c fp8Codec) EncodedLen(n int) int {
 func fp8Code(y float32) byte {
 	b := math.Float32bits(y)
 	m := b & absMask
-	var mag uint32
+	// Both roundings are computed and one is picked (a conditional move,
+	// not a branch). Normal range: round the 23 mantissa bits to 3, ties to
+	// even; a carry moves into the exponent, as it should.
+	mag := (m+0x7ffff+(m>>20)&1)>>20 - fp8ExpRebias
+	sub := math.Float32bits(math.Float32frombits(m)+fp8SubMagic) - fp8SubMagicBits
 	if m < fp8MinNormalBits {
-		mag = math.Float32bits(math.Float32frombits(m)+fp8SubMagic) - fp8SubMagicBits
-	} else {
-		// Round the 23 mantissa bits to 3, ties to even; a carry moves
-		// into the exponent, as it should.
-		mag = (m+0x7ffff+(m>>20)&1)>>20 - fp8ExpRebias
+		mag = sub
 	}
 	// The sign bit, kept only for a nonzero magnitude (-mag has its top
 	// bits set exactly when mag != 0).
-	sign := (b >> 24) & (-mag >> 24) & 0x80
-	return byte(mag | sign)
+	return byte(mag | (b>>24)&(-mag>>24)&0x80)
 }
 
 func (c fp8Codec) Encode(dst []byte, src []float32) {

@@ -1,5 +1,7 @@
 package collective
 
+import "encoding/binary"
+
 // int6Codec is the dynamic block-wise int6 codec: per block a float32 scale
 // s = max|x|/31 and signed 6-bit codes in [-31, 31], four codes packed into
 // three bytes (see codec_quant.go for the quantization rules, codec.go for
@@ -83,12 +85,13 @@ func encodeInt6Block(sc, q []byte, x []float32) {
 		for ; i+8 <= n; i += 8 {
 			s := x[i : i+8 : i+8]
 			d := q[i/4*3 : i/4*3+6 : i/4*3+6]
-			w0 := quantCode(s[0], r)&0x3f | (quantCode(s[1], r)&0x3f)<<6 |
-				(quantCode(s[2], r)&0x3f)<<12 | quantCode(s[3], r)<<18
-			w1 := quantCode(s[4], r)&0x3f | (quantCode(s[5], r)&0x3f)<<6 |
-				(quantCode(s[6], r)&0x3f)<<12 | quantCode(s[7], r)<<18
-			d[0], d[1], d[2] = byte(w0), byte(w0>>8), byte(w0>>16)
-			d[3], d[4], d[5] = byte(w1), byte(w1>>8), byte(w1>>16)
+			// The two groups as one 48-bit word, stored as 4 + 2 bytes.
+			w := uint64(quantCode(s[0], r)&0x3f) | uint64(quantCode(s[1], r)&0x3f)<<6 |
+				uint64(quantCode(s[2], r)&0x3f)<<12 | uint64(quantCode(s[3], r)&0x3f)<<18 |
+				uint64(quantCode(s[4], r)&0x3f)<<24 | uint64(quantCode(s[5], r)&0x3f)<<30 |
+				uint64(quantCode(s[6], r)&0x3f)<<36 | uint64(quantCode(s[7], r)&0x3f)<<42
+			binary.LittleEndian.PutUint32(d[0:4], uint32(w))
+			binary.LittleEndian.PutUint16(d[4:6], uint16(w>>32))
 		}
 	} else if kind == blockZero || kind == blockNaN {
 		clear(q)
@@ -106,10 +109,18 @@ func encodeInt6Block(sc, q []byte, x []float32) {
 	}
 }
 
-// int6Codes returns the four sign-extended codes of the 24-bit group w.
+// int6Values maps a 6-bit code to its value -32..31 as a float32.
+var int6Values = func() (t [64]float32) {
+	for c := range 64 {
+		t[c] = float32(int8(c<<2) >> 2)
+	}
+	return t
+}()
+
+// int6Codes returns the values of the four codes of the 24-bit group w.
 func int6Codes(w uint32) (a, b, c, d float32) {
-	return float32(int32(w<<26) >> 26), float32(int32(w<<20) >> 26),
-		float32(int32(w<<14) >> 26), float32(int32(w<<8) >> 26)
+	t := &int6Values
+	return t[w&0x3f], t[w>>6&0x3f], t[w>>12&0x3f], t[w>>18&0x3f]
 }
 
 // int6Tail returns the 24-bit group of the last m < 4 codes of a block,
