@@ -82,6 +82,23 @@ func fp8Code(y float32) byte {
 	return byte(mag | (b>>24)&(-mag>>24)&0x80)
 }
 
+// fp8Pair is fp8Code for two values at once, given by their float32 bits,
+// computed in the two 32-bit lanes of a uint64. It handles only magnitudes
+// in the normal E4M3 range [2^-6, 464) (there the magnitude byte is at
+// least 0x08, so the sign bit is always kept, and no lane carries or
+// borrows into the other); ok reports whether both are.
+func fp8Pair(b0, b1 uint32) (c0, c1 byte, ok bool) {
+	const lanes = 0x0000000100000001
+	w := uint64(b0) | uint64(b1)<<32
+	m := w & (absMask * lanes)
+	mag := ((m+0x7ffff*lanes+(m>>20)&lanes)>>20)&(0xfff*lanes) - fp8ExpRebias*lanes
+	c := mag | (w>>24)&(0x80*lanes)
+	// A lane below 2^-6 sets its top bit in m - 2^-6 (a borrow out of the
+	// low lane can only flag the high one too, which is harmless: the
+	// caller then rounds both values one by one).
+	return byte(c), byte(c >> 32), (m-fp8MinNormalBits*lanes)&(0x80000000*lanes) == 0
+}
+
 func (c fp8Codec) Encode(dst []byte, src []float32) {
 	checkEncodeLen(c.Kind(), dst, len(src), c.EncodedLen(len(src)))
 	off := 0
@@ -113,17 +130,16 @@ func encodeFP8Block(sc, q []byte, x []float32) {
 			return
 		}
 		i := 0
-		for ; i+8 <= len(x); i += 8 {
-			s := x[i : i+8 : i+8]
-			d := q[i : i+8 : i+8]
-			d[0] = fp8Code(s[0] * r)
-			d[1] = fp8Code(s[1] * r)
-			d[2] = fp8Code(s[2] * r)
-			d[3] = fp8Code(s[3] * r)
-			d[4] = fp8Code(s[4] * r)
-			d[5] = fp8Code(s[5] * r)
-			d[6] = fp8Code(s[6] * r)
-			d[7] = fp8Code(s[7] * r)
+		for ; i+4 <= len(x); i += 4 {
+			s := x[i : i+4 : i+4]
+			d := q[i : i+4 : i+4]
+			y0, y1, y2, y3 := s[0]*r, s[1]*r, s[2]*r, s[3]*r
+			c0, c1, ok0 := fp8Pair(math.Float32bits(y0), math.Float32bits(y1))
+			c2, c3, ok1 := fp8Pair(math.Float32bits(y2), math.Float32bits(y3))
+			if !ok0 || !ok1 {
+				c0, c1, c2, c3 = fp8Code(y0), fp8Code(y1), fp8Code(y2), fp8Code(y3)
+			}
+			d[0], d[1], d[2], d[3] = c0, c1, c2, c3
 		}
 		for ; i < len(x); i++ {
 			q[i] = fp8Code(x[i] * r)
