@@ -155,8 +155,8 @@ its int8 and int4 figures equal the int8_b256 and int4_b256 rows below.
   investigated further).
 - The top-20 KL (what an HTTP client can compute) is 77-95% of the full KL (lowest for int4 with
   large blocks) and ranks the codecs the same way.
-- fp8 and int6 (added after the tables below were generated; measured separately, see "fp8 and
-  int6" at the end): at tp 4 both sit between int8 and int4, about 17x int8's mean KL to f32
+- fp8 and int6 (measured in a run of their own at the harness defaults, the last table below):
+  at tp 4 both sit between int8 and int4, about 17x int8's mean KL to f32
   (1.9e-3 and 1.8e-3 nats per scored token against 1.1e-4 for int8 in the same run), with 1
   (fp8) and 3 (int6) of 300 TinyStories items flipped; int4 in the same run has 3.9e-2 and 19
   flips. That ordering matches the Gaussian RMS errors of [CODECS.md](CODECS.md) (KL grows with
