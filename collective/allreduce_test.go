@@ -104,6 +104,10 @@ func quantHalfStep(k CodecKind) float64 {
 		return 0.5 / 127
 	case CodecInt4:
 		return 0.5 / 7
+	case CodecInt6:
+		return 0.5 / 31
+	case CodecFP8:
+		return 0.5 * 32 / 448 // half the E4M3 spacing of the top binade [256, 448]
 	case CodecBF16:
 		return 0 // relative, see below
 	}
@@ -152,7 +156,7 @@ func (b bound) perElement(in [][]float32) []float64 {
 		for i := range out {
 			out[i] += float64(b.hops) * math.Ldexp(1, -8) * abs[i] * 1.01
 		}
-	case CodecInt8, CodecInt4:
+	case CodecInt8, CodecInt4, CodecInt6, CodecFP8:
 		h := quantHalfStep(b.kind)
 		grow := math.Pow(1+h, float64(b.hops))
 		for lo := 0; lo < n; lo += b.block {
@@ -232,7 +236,7 @@ func topoAlgos(topo tpu.Topology) []Algorithm {
 func TestAllReduceSweep(t *testing.T) {
 	topos := []string{"ring:1", "ring:2", "ring:3", "ring:4", "ring:7", "ring:8", "torus:2x4", "torus:3x3", "torus:1x3"}
 	lengths := []int{0, 1, 5, 1000, 4099}
-	codecs := []CodecKind{CodecF32, CodecBF16, CodecInt8, CodecInt4}
+	codecs := allCodecKinds
 	kinds := []inputKind{inNormal, inHeavy, inZero, inConstant}
 	segs := []int{64, -1} // one block per segment; no segmenting
 	if raceEnabled {
@@ -323,7 +327,7 @@ func TestAllReduceNonFinite(t *testing.T) {
 		}
 		topo := m.Topology()
 		for _, algo := range topoAlgos(topo) {
-			for _, ck := range []CodecKind{CodecF32, CodecBF16, CodecInt8, CodecInt4} {
+			for _, ck := range allCodecKinds {
 				t.Run(fmt.Sprintf("%s/%s/%s", ts, algo, ck), func(t *testing.T) {
 					const n = 1000
 					in := makeInputs(inNormal, topo.Size(), n, 3)

@@ -22,6 +22,18 @@ import (
 //     two signed 4-bit codes each (value 2i in the low nibble, 2i+1 in the
 //     high nibble; an odd final value leaves the high nibble 0). Same
 //     back-to-back block property as int8.
+//   - int6: per block: a 4-byte float32 scale, then ceil(6n/8) bytes of
+//     signed 6-bit codes (two's complement, in [-31, 31] when encoded).
+//     Every group of four codes c0..c3 (values 4i..4i+3 of the block) is
+//     the 24-bit little-endian word c0 | c1<<6 | c2<<12 | c3<<18 in three
+//     bytes; a final group of 1-3 codes is the same word with the missing
+//     codes 0, truncated to ceil(6m/8) bytes (1, 2 or 3). Same back-to-back
+//     block property as int8.
+//   - fp8: per block: a 4-byte float32 scale, then one OCP FP8 E4M3FN byte
+//     per value (sign, 4 exponent bits with bias 7, 3 mantissa bits;
+//     subnormals m*2^-9; no infinities; 0x7f and 0xff are NaN; largest
+//     finite 448). A value decodes to the byte's E4M3 value times the
+//     scale. Same back-to-back block property as int8.
 //
 // The exact quantization rules, the treatment of NaN, Inf and denormals and
 // the error bounds are documented in docs/CODECS.md.
@@ -119,7 +131,11 @@ func checkDecodeLen(kind CodecKind, op string, src []byte, n, want int) {
 //	f32:       0
 //	bf16:      absmax * 2^-8 + 2^-134 (for absmax below the bfloat16
 //	           overflow threshold 0x7f7f8000; above it the value becomes Inf)
-//	int8/int4: absmax/(2L) + absmax*2^-21 + (L+1)*2^-149, L = 127 or 7
+//	int8/int6/int4: absmax/(2L) + absmax*2^-21 + (L+1)*2^-149,
+//	           L = 127, 31 or 7
+//	fp8:       absmax/28 + absmax*2^-21 + 449*2^-149 (half the E4M3
+//	           spacing 32 of the top binade [256, 448], scaled by
+//	           absmax/448)
 //
 // A collective that re-quantizes at every hop can sum these per-hop bounds
 // (with each hop's own block absmax) plus the float32 rounding of its adds.
@@ -139,4 +155,12 @@ func ErrorBound(kind CodecKind, absmax float64) (float64, error) {
 func quantErrorBound(a float64, levels int) float64 {
 	L := float64(levels)
 	return a/(2*L) + a*0x1p-21 + (L+1)*0x1p-149
+}
+
+// fp8ErrorBound is ErrorBound for fp8: half the spacing of the E4M3 values
+// in their top binade [256, 448] (32 there, so 16 code units, a*16/448 =
+// a/28), plus a*2^-21 for the float32 roundings (as for int8) and
+// 449*2^-149 for a scale or decoded product in the denormal range.
+func fp8ErrorBound(a float64) float64 {
+	return a/28 + a*0x1p-21 + (fp8Levels+1)*0x1p-149
 }

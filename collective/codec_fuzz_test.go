@@ -19,6 +19,8 @@ func FuzzCodecDecode(f *testing.F) {
 	f.Add(uint8(2), uint8(0), uint16(9), []byte{0, 0, 0x80, 0x7f, 0x81, 0x7f, 0})
 	f.Add(uint8(3), uint8(1), uint16(33), []byte{1, 0, 0, 0, 0x88, 0x77})
 	f.Add(uint8(1), uint8(0), uint16(3), []byte{0x80, 0x7f, 0xc1, 0xff})
+	f.Add(uint8(4), uint8(0), uint16(11), []byte{0, 0, 0x80, 0x3f, 0x20, 0x08, 0x82, 0xff, 0x7f})
+	f.Add(uint8(5), uint8(1), uint16(19), []byte{1, 0, 0x80, 0x7f, 0x7f, 0xff, 0x7e, 0xfe, 0x80, 0x01})
 	f.Fuzz(func(t *testing.T, kindSel, blockSel uint8, n uint16, data []byte) {
 		c := fuzzCodec(t, kindSel, blockSel)
 		count := int(n % 4096)
@@ -30,7 +32,7 @@ func FuzzCodecDecode(f *testing.F) {
 		}
 		got := make([]float32, count)
 		c.Decode(got, wire)
-		if d := bitsDiff(refDecode(c.Kind(), c.BlockSize(), wire, count), got); d != "" {
+		if d := decodeDiff(c.Kind(), c.BlockSize(), wire, refDecode(c.Kind(), c.BlockSize(), wire, count), got); d != "" {
 			t.Fatalf("%s B=%d: Decode differs from reference: %s", c.Kind(), c.BlockSize(), d)
 		}
 		acc := make([]float32, count)
@@ -59,6 +61,9 @@ func FuzzCodecRoundTrip(f *testing.F) {
 	f.Add(uint8(3), uint8(0), le(math.MaxFloat32, -math.MaxFloat32, 1, 0))
 	f.Add(uint8(2), uint8(1), le(0x1p-149, -0x1p-149, 0x1p-140, 0x1p-126))
 	f.Add(uint8(1), uint8(2), le(1+0x1p-8, math.MaxFloat32, 0x1p-133, 3.3961e38))
+	f.Add(uint8(4), uint8(0), le(31, -15.5, 2.5, -0.5, 1.5, 0, -31, 3, 62, -31, 1))
+	f.Add(uint8(5), uint8(0), le(448, -1, 0.5, 1.0625, 1.1875, 0x1p-9, 0x1p-10, -3*0x1p-11, 464, -480))
+	f.Add(uint8(5), uint8(1), le(math.MaxFloat32, 0x1p-149, -0x1p-140, 1e-30, 1e30))
 	f.Fuzz(func(t *testing.T, kindSel, blockSel uint8, data []byte) {
 		c := fuzzCodec(t, kindSel, blockSel)
 		src := make([]float32, len(data)/4)

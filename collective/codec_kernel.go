@@ -42,6 +42,8 @@ var activeKernels = selectKernels()
 // this machine: "avx512" or "avx2" (Go assembly, amd64), or "go" (the plain
 // Go loops: other architectures, CPUs without AVX2, or a build with the
 // purego tag). The choice never changes the wire bytes or decoded values.
+// The fp8 and int6 codecs have no vector kernels and always run their Go
+// loops.
 func CodecKernel() string { return activeKernels.name }
 
 // f32p and bytep return the address of s[i] for a kernel call; the callers

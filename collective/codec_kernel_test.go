@@ -184,14 +184,15 @@ func adversarialInput(r *rand.Rand, n, block, rare int) []float32 {
 }
 
 // randomWire returns n bytes: random scales and codes (including the int8
-// code -128 and the int4 code -8, which no encoder writes) where each block's
-// scale is sometimes NaN, ±Inf, 0 or a denormal.
+// code -128, the int4 code -8, the int6 code -32 and the fp8 NaN bytes,
+// which no encoder writes) where each block's scale is sometimes NaN, ±Inf,
+// 0 or a denormal.
 func randomWire(r *rand.Rand, c Codec, n int) []byte {
 	w := make([]byte, c.EncodedLen(n))
 	for i := range w {
 		w[i] = byte(r.Uint32())
 	}
-	if c.Kind() != CodecInt8 && c.Kind() != CodecInt4 {
+	if !c.Kind().Quantized() {
 		return w
 	}
 	for start := 0; start < n; start += c.BlockSize() {

@@ -2,6 +2,7 @@ package collective
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 )
 
@@ -20,27 +21,45 @@ func refEncode(kind CodecKind, block int, src []float32) []byte {
 		for _, v := range src {
 			out = binary.LittleEndian.AppendUint16(out, refBF16(v))
 		}
-	case CodecInt8, CodecInt4:
-		levels := 127
-		if kind == CodecInt4 {
-			levels = 7
+	case CodecInt8, CodecInt4, CodecInt6:
+		levels := codecLevels(kind)
+		round := func(y float32) int {
+			q := int(math.RoundToEven(float64(y)))
+			return max(-levels, min(levels, q))
 		}
 		for start := 0; start < len(src); start += block {
 			x := src[start:min(start+block, len(src))]
-			scale, codes := refQuantBlock(x, levels)
+			scale, codes := refQuantBlock(x, levels, round, func(sign int) int { return sign * levels })
 			out = binary.LittleEndian.AppendUint32(out, math.Float32bits(scale))
-			if kind == CodecInt8 {
+			switch kind {
+			case CodecInt8:
 				for _, q := range codes {
 					out = append(out, byte(int8(q)))
 				}
-				continue
-			}
-			for i := 0; i < len(codes); i += 2 {
-				b := byte(codes[i]) & 0xf
-				if i+1 < len(codes) {
-					b |= (byte(codes[i+1]) & 0xf) << 4
+			case CodecInt4:
+				for i := 0; i < len(codes); i += 2 {
+					b := byte(codes[i]) & 0xf
+					if i+1 < len(codes) {
+						b |= (byte(codes[i+1]) & 0xf) << 4
+					}
+					out = append(out, byte(b))
 				}
-				out = append(out, b)
+			case CodecInt6:
+				out = append(out, refPackBits(codes, 6)...)
+			}
+		}
+	case CodecFP8:
+		for start := 0; start < len(src); start += block {
+			x := src[start:min(start+block, len(src))]
+			scale, codes := refQuantBlock(x, fp8Levels, refE4M3, func(sign int) int {
+				if sign < 0 {
+					return 0xfe
+				}
+				return 0x7e
+			})
+			out = binary.LittleEndian.AppendUint32(out, math.Float32bits(scale))
+			for _, q := range codes {
+				out = append(out, byte(q))
 			}
 		}
 	default:
@@ -86,8 +105,10 @@ func refBF16(x float32) uint16 {
 }
 
 // refQuantBlock quantizes one block with L = levels, returning the scale and
-// the integer codes, following the rules documented in codec_quant.go.
-func refQuantBlock(x []float32, levels int) (float32, []int) {
+// the codes, following the rules documented in codec_quant.go: round maps
+// the float32 quotient x*r to a code, inf(±1) is the code of ±Inf in a block
+// whose scale is +Inf; every other code of a non-finite or zero block is 0.
+func refQuantBlock(x []float32, levels int, round func(float32) int, inf func(sign int) int) (float32, []int) {
 	codes := make([]int, len(x))
 	hasNaN, hasInf := false, false
 	var a float32
@@ -108,9 +129,9 @@ func refQuantBlock(x []float32, levels int) (float32, []int) {
 		for i, v := range x {
 			switch {
 			case math.IsInf(float64(v), 1):
-				codes[i] = levels
+				codes[i] = inf(1)
 			case math.IsInf(float64(v), -1):
-				codes[i] = -levels
+				codes[i] = inf(-1)
 			}
 		}
 		return float32(math.Inf(1)), codes
@@ -130,8 +151,7 @@ func refQuantBlock(x []float32, levels int) (float32, []int) {
 	r := L / (a * pre)
 	for i, v := range x {
 		y := float32(float32(v*pre) * r)
-		q := int(math.RoundToEven(float64(y)))
-		codes[i] = max(-levels, min(levels, q))
+		codes[i] = round(y)
 	}
 	return scale, codes
 }
@@ -178,8 +198,130 @@ func refDecode(kind CodecKind, block int, src []byte, n int) []float32 {
 			}
 			off += (end - start + 1) / 2
 		}
+	case CodecInt6:
+		off := 0
+		for start := 0; start < n; start += block {
+			s := math.Float32frombits(binary.LittleEndian.Uint32(src[off:]))
+			off += 4
+			m := min(start+block, n) - start
+			for i, q := range refUnpackBits(src[off:off+(6*m+7)/8], 6, m) {
+				out[start+i] = float32(q) * s
+			}
+			off += (6*m + 7) / 8
+		}
+	case CodecFP8:
+		off := 0
+		for start := 0; start < n; start += block {
+			s := math.Float32frombits(binary.LittleEndian.Uint32(src[off:]))
+			off += 4
+			for i := start; i < min(start+block, n); i++ {
+				out[i] = float32(refE4M3Value(src[off])) * s
+				off++
+			}
+		}
 	default:
 		panic("refDecode: unknown kind " + string(kind))
 	}
 	return out
+}
+
+// refPackBits writes the low `bits` bits of each code as a little-endian bit
+// stream: code i occupies bits [bits*i, bits*(i+1)) counted from bit 0 of
+// byte 0, zero-padded to whole bytes.
+func refPackBits(codes []int, bits int) []byte {
+	out := make([]byte, (bits*len(codes)+7)/8)
+	for i, q := range codes {
+		for j := range bits {
+			if uint(q)>>j&1 == 1 {
+				p := bits*i + j
+				out[p/8] |= 1 << (p % 8)
+			}
+		}
+	}
+	return out
+}
+
+// refUnpackBits reads n signed (two's complement) codes of `bits` bits from
+// the bit stream refPackBits writes.
+func refUnpackBits(b []byte, bits, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		q := 0
+		for j := range bits {
+			p := bits*i + j
+			q |= int(b[p/8]>>(p%8)&1) << j
+		}
+		if q >= 1<<(bits-1) {
+			q -= 1 << bits
+		}
+		out[i] = q
+	}
+	return out
+}
+
+// refE4M3Value is the value of an OCP FP8 E4M3FN byte, computed from its
+// fields: NaN for 0x7f and 0xff.
+func refE4M3Value(b byte) float64 {
+	if b&0x7f == 0x7f {
+		return math.Copysign(math.NaN(), 1-2*float64(b>>7)) // the code's sign
+	}
+	e, m := int(b>>3&0xf), float64(b&7)
+	v := m / 8 * math.Ldexp(1, -6) // subnormal: 0.m * 2^(1-7)
+	if e > 0 {
+		v = (1 + m/8) * math.Ldexp(1, e-7)
+	}
+	if b&0x80 != 0 {
+		v = -v
+	}
+	return v
+}
+
+// refE4M3 rounds y to the nearest finite E4M3FN value by comparing it in
+// float64 with every non-negative finite one (ties to the even byte, i.e.
+// even last mantissa bit) and returns that byte, with the sign of y unless
+// the value is zero. |y| must stay below 464, half-way to the missing 480.
+func refE4M3(y float32) int {
+	ay := math.Abs(float64(y))
+	if !(ay < 464) {
+		panic("refE4M3: out of range")
+	}
+	best, bestD := 0, math.Inf(1)
+	for b := 0; b <= 0x7e; b++ {
+		d := math.Abs(ay - refE4M3Value(byte(b)))
+		if d < bestD || d == bestD && b%2 == 0 {
+			best, bestD = b, d
+		}
+	}
+	if best != 0 && math.Signbit(float64(y)) {
+		best |= 0x80
+	}
+	return best
+}
+
+// decodeDiff is bitsDiff for the decoded values of wire, except that an fp8
+// NaN code (0x7f, 0xff) in a block whose scale is a NaN too may decode to
+// either NaN: the multiply returns one of its two NaN operands, and which
+// one depends on the operand order the compiler picks. No encoder writes
+// such a block.
+func decodeDiff(kind CodecKind, block int, wire []byte, want, got []float32) string {
+	if kind != CodecFP8 || len(want) != len(got) {
+		return bitsDiff(want, got)
+	}
+	w := append([]float32(nil), want...)
+	for i := range w {
+		off := i/block*(block+4) + 4 + i%block
+		s := math.Float32frombits(binary.LittleEndian.Uint32(wire[i/block*(block+4):]))
+		if wire[off]&0x7f == 0x7f && math.IsNaN(float64(s)) && math.IsNaN(float64(w[i])) && math.IsNaN(float64(got[i])) {
+			w[i] = got[i]
+		}
+	}
+	if d := bitsDiff(w, got); d != "" {
+		for i := range w {
+			if math.Float32bits(w[i]) != math.Float32bits(got[i]) {
+				off := i/block*(block+4) + 4 + i%block
+				return fmt.Sprintf("%s (value %d: code %#02x, scale %#08x)", d, i, wire[off], binary.LittleEndian.Uint32(wire[i/block*(block+4):]))
+			}
+		}
+	}
+	return ""
 }

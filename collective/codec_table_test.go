@@ -34,7 +34,7 @@ func TestCodecTable(t *testing.T) {
 			c.Kind(), c.BlockSize(), bpv, 2/bpv, rmsN, maxN, rmsH, maxH, bulkH, enc, dec)
 	}
 	row(mustCodec(t, CodecBF16, 0))
-	for _, kind := range []CodecKind{CodecInt8, CodecInt4} {
+	for _, kind := range []CodecKind{CodecInt8, CodecFP8, CodecInt6, CodecInt4} {
 		for _, b := range []int{16, 32, 64, 128, 256, 512, 1024} {
 			row(mustCodec(t, kind, b))
 		}

@@ -10,17 +10,70 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-var allCodecKinds = []CodecKind{CodecF32, CodecBF16, CodecInt8, CodecInt4}
+// allCodecKinds lists every codec; new ones are appended, so the kind
+// selectors of the committed fuzz corpora keep their meaning.
+var allCodecKinds = []CodecKind{CodecF32, CodecBF16, CodecInt8, CodecInt4, CodecInt6, CodecFP8}
 
-// codecLevels is L, the largest code magnitude, of a quantized codec.
+// quantKinds are the block-scaled codecs.
+var quantKinds = []CodecKind{CodecInt8, CodecInt4, CodecInt6, CodecFP8}
+
+// TestAllCodecKinds keeps the test lists in step with the registry.
+func TestAllCodecKinds(t *testing.T) {
+	reg := map[CodecKind]bool{}
+	for _, k := range Codecs() {
+		reg[k] = true
+	}
+	if len(reg) != len(allCodecKinds) {
+		t.Fatalf("registry %v, tests cover %v", Codecs(), allCodecKinds)
+	}
+	nq := 0
+	for _, k := range allCodecKinds {
+		if !reg[k] {
+			t.Fatalf("%s is not registered", k)
+		}
+		if k.Quantized() {
+			nq++
+		}
+	}
+	if nq != len(quantKinds) {
+		t.Fatalf("%d quantized codecs registered, tests cover %v", nq, quantKinds)
+	}
+}
+
+// codecLevels is L, the largest code magnitude, of a quantized codec (448,
+// the largest E4M3 value, for fp8).
 func codecLevels(kind CodecKind) int {
 	switch kind {
 	case CodecInt8:
 		return int8Levels
 	case CodecInt4:
 		return int4Levels
+	case CodecInt6:
+		return int6Levels
+	case CodecFP8:
+		return fp8Levels
 	}
 	panic("codecLevels: not a quantized codec: " + string(kind))
+}
+
+// codecStep is the largest quantization step of a quantized codec as a
+// fraction of the block absmax: 1/L for the integer codecs, and for fp8 the
+// spacing 32 of the E4M3 values in their top binade [256, 448], divided by
+// 448 (1/14). The error bound is half of it plus float32 rounding terms.
+func codecStep(kind CodecKind) float64 {
+	if kind == CodecFP8 {
+		return 32.0 / fp8Levels
+	}
+	return 1 / float64(codecLevels(kind))
+}
+
+// fp8ValueBound is the per-value fp8 bound of docs/CODECS.md, finer than
+// ErrorBound: for a value x of a block with absmax a, half an E4M3 ulp
+// relative to x (3 mantissa bits: 2^-4 |x|), or below the normal E4M3 range
+// half the subnormal spacing, 2^-10 code units = (a/448) 2^-10; plus the
+// float32-rounding and denormal terms of ErrorBound.
+func fp8ValueBound(x, a float64) float64 {
+	return math.Abs(x)*0x1p-4 + a/fp8Levels*0x1p-10 + a*0x1p-21 + (fp8Levels+1)*0x1p-149
 }
 
 func mustCodec(t testing.TB, kind CodecKind, block int) Codec {
@@ -222,10 +275,11 @@ func TestCodecMatchesReference(t *testing.T) {
 
 // checkQuantBound checks every decoded value of a quantized codec against
 // ErrorBound computed in float64, returning the largest error seen divided
-// by the exact step a/L (over blocks with a > 0).
+// by the largest step a*codecStep (over blocks with a > 0); fp8 values are
+// also checked against the finer per-value bound fp8ValueBound.
 func checkQuantBound(t testing.TB, c Codec, src, got []float32) float64 {
 	t.Helper()
-	levels := codecLevels(c.Kind())
+	step := codecStep(c.Kind())
 	worst := 0.0
 	bound := func(a float64) float64 {
 		b, err := ErrorBound(c.Kind(), a)
@@ -247,8 +301,12 @@ func checkQuantBound(t testing.TB, c Codec, src, got []float32) float64 {
 				t.Fatalf("%s B=%d: value %d = %g (%#08x) decodes to %g, error %g > bound %g (block absmax %g)",
 					c.Kind(), c.BlockSize(), i, src[i], math.Float32bits(src[i]), got[i], e, bound, a)
 			}
+			if vb := fp8ValueBound(float64(src[i]), a); c.Kind() == CodecFP8 && !(e <= vb) {
+				t.Fatalf("fp8 B=%d: value %d = %g (%#08x) decodes to %g, error %g > per-value bound %g (block absmax %g)",
+					c.BlockSize(), i, src[i], math.Float32bits(src[i]), got[i], e, vb, a)
+			}
 			if a > 0 {
-				worst = max(worst, e/(a/float64(levels)))
+				worst = max(worst, e/(a*step))
 			}
 		}
 	}
@@ -290,7 +348,7 @@ func TestCodecErrorBound(t *testing.T) {
 							worst = max(worst, checkQuantBound(t, c, src, got))
 						}
 					}
-					if (kind == CodecInt8 || kind == CodecInt4) && (dist.name == "normal" || dist.name == "heavy") && worst < 0.49 {
+					if kind.Quantized() && (dist.name == "normal" || dist.name == "heavy") && worst < 0.49 {
 						t.Errorf("largest error is %.3f steps; half a step (0.5) should be nearly reached", worst)
 					}
 				})
@@ -364,6 +422,7 @@ func TestCodecNonFinite(t *testing.T) {
 			first: []float32{1, 2, nan, 4, 5, 6, 7, 8},
 			want: map[CodecKind]string{
 				CodecF32: "ffnfffff", CodecBF16: "ffnfffff", CodecInt8: "nnnnnnnn", CodecInt4: "nnnnnnnn",
+				CodecInt6: "nnnnnnnn", CodecFP8: "nnnnnnnn",
 			},
 		},
 		{
@@ -371,6 +430,7 @@ func TestCodecNonFinite(t *testing.T) {
 			first: []float32{1, 2, inf, 4, 5, 6, 7, 8},
 			want: map[CodecKind]string{
 				CodecF32: "ff+fffff", CodecBF16: "ff+fffff", CodecInt8: "nn+nnnnn", CodecInt4: "nn+nnnnn",
+				CodecInt6: "nn+nnnnn", CodecFP8: "nn+nnnnn",
 			},
 		},
 		{
@@ -378,6 +438,7 @@ func TestCodecNonFinite(t *testing.T) {
 			first: []float32{-inf, 2, inf, 4, 5, 6, 7, 0},
 			want: map[CodecKind]string{
 				CodecF32: "-f+fffff", CodecBF16: "-f+fffff", CodecInt8: "-n+nnnnn", CodecInt4: "-n+nnnnn",
+				CodecInt6: "-n+nnnnn", CodecFP8: "-n+nnnnn",
 			},
 		},
 		{
@@ -385,6 +446,7 @@ func TestCodecNonFinite(t *testing.T) {
 			first: []float32{-inf, 2, nan, 4, 5, 6, 7, 0},
 			want: map[CodecKind]string{
 				CodecF32: "-fnfffff", CodecBF16: "-fnfffff", CodecInt8: "nnnnnnnn", CodecInt4: "nnnnnnnn",
+				CodecInt6: "nnnnnnnn", CodecFP8: "nnnnnnnn",
 			},
 		},
 		{
@@ -392,6 +454,7 @@ func TestCodecNonFinite(t *testing.T) {
 			first: []float32{math.MaxFloat32, -math.MaxFloat32, 1, 0, 0, 0, 0, 0},
 			want: map[CodecKind]string{
 				CodecF32: "ffffffff", CodecBF16: "+-ffffff", CodecInt8: "ffffffff", CodecInt4: "ffffffff",
+				CodecInt6: "ffffffff", CodecFP8: "ffffffff",
 			},
 		},
 	}
@@ -447,6 +510,30 @@ func TestCodecWireLayout(t *testing.T) {
 			[]byte{0, 0, 0x80, 0x3f, 0xc7, 0x02, 0x20, 0x19,
 				0, 0, 0, 0x3f, 0x07}},
 		{CodecInt8, 8, []float32{0, 0, 0}, []byte{0, 0, 0, 0, 0, 0, 0}},
+		// absmax 31 -> scale 1; codes 31,-16 (tie),2,0 | 2,0,-31,3 as the
+		// 24-bit words 0x002c1f and 0x0e1002. Second block: absmax 62 ->
+		// scale 2, codes 31,-16,0 (ties -15.5 and 0.5) in ceil(18/8) = 3 bytes.
+		{CodecInt6, 8, []float32{31, -15.5, 2.5, -0.5, 1.5, 0, -31, 3,
+			62, -31, 1},
+			[]byte{0, 0, 0x80, 0x3f, 0x1f, 0x2c, 0x00, 0x02, 0x10, 0x0e,
+				0, 0, 0, 0x40, 0x1f, 0x0c, 0x00}},
+		// A final group of one code takes one byte, of two codes two.
+		{CodecInt6, 8, []float32{31, 0, 0, 0, 0, 0, 0, 0, -31},
+			[]byte{0, 0, 0x80, 0x3f, 0x1f, 0, 0, 0, 0, 0,
+				0, 0, 0x80, 0x3f, 0x21}},
+		{CodecInt6, 8, []float32{-62, 62},
+			[]byte{0, 0, 0, 0x40, 0xe1, 0x07}},
+		// absmax 448 -> scale 1: 448, -1, 0.5, 1+1/16 (tie -> 1), 1+3/16
+		// (tie -> 1.25), 2^-9 (smallest subnormal), 2^-10 (tie -> 0),
+		// -1.5*2^-10 (-> -2^-9); a short block of signed zeros: scale 0.
+		{CodecFP8, 8, []float32{448, -1, 0.5, 1.0625, 1.1875, 0x1p-9, 0x1p-10, -3 * 0x1p-11,
+			float32(math.Copysign(0, -1)), 0},
+			[]byte{0, 0, 0x80, 0x3f, 0x7e, 0xb8, 0x30, 0x38, 0x3a, 0x01, 0x00, 0x81,
+				0, 0, 0, 0, 0, 0}},
+		// absmax 896 -> scale 2: 448, 232 (tie 224/240 -> 224), -240, 7.5;
+		// a value that rounds to zero gets +0, whatever its sign.
+		{CodecFP8, 8, []float32{896, 464, -480, 15, -0x1p-12},
+			[]byte{0, 0, 0, 0x40, 0x7e, 0x76, 0xf7, 0x4f, 0x00}},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%s/%v", tc.kind, tc.src), func(t *testing.T) {
@@ -495,6 +582,11 @@ func TestCodecEncodedLen(t *testing.T) {
 		{CodecInt8, 0, 65537, 65537 + 4*257},
 		{CodecInt4, 8, 0, 0}, {CodecInt4, 8, 1, 5}, {CodecInt4, 8, 8, 8}, {CodecInt4, 8, 11, 14},
 		{CodecInt4, 256, 1000, 3*132 + 4 + 116},
+		{CodecInt6, 8, 0, 0}, {CodecInt6, 8, 1, 5}, {CodecInt6, 8, 2, 6}, {CodecInt6, 8, 3, 7},
+		{CodecInt6, 8, 4, 7}, {CodecInt6, 8, 8, 10}, {CodecInt6, 8, 9, 15}, {CodecInt6, 8, 11, 17},
+		{CodecInt6, 256, 1000, 3*196 + 4 + 174},
+		{CodecFP8, 8, 0, 0}, {CodecFP8, 8, 1, 5}, {CodecFP8, 8, 9, 17},
+		{CodecFP8, 0, 65537, 65537 + 4*257},
 	}
 	for _, tc := range tests {
 		c := mustCodec(t, tc.kind, tc.block)
@@ -524,10 +616,13 @@ func TestNewCodec(t *testing.T) {
 		{CodecInt4, 2 * MaxBlockSize, ErrBlockSize, 0},
 		{CodecBF16, 3, ErrBlockSize, 0},
 		{"", 0, ErrCodecKind, 0},
-		{"fp8", 0, ErrCodecKind, 0},
+		{"fp16", 0, ErrCodecKind, 0},
+		{CodecInt6, 0, nil, DefaultBlockSize},
+		{CodecFP8, 64, nil, 64},
+		{CodecFP8, 12, ErrBlockSize, 0},
 	}
-	if _, err := ErrorBound("fp8", 1); !errors.Is(err, ErrCodecKind) {
-		t.Errorf("ErrorBound(fp8) error = %v, want %v", err, ErrCodecKind)
+	if _, err := ErrorBound("fp16", 1); !errors.Is(err, ErrCodecKind) {
+		t.Errorf("ErrorBound(fp16) error = %v, want %v", err, ErrCodecKind)
 	}
 	for _, tc := range tests {
 		c, err := NewCodec(tc.kind, tc.block)
@@ -594,6 +689,8 @@ func TestErrorBoundValues(t *testing.T) {
 		{CodecInt8, 127, 0.5 + 127*0x1p-21 + 128*0x1p-149},
 		{CodecInt4, 7, 0.5 + 7*0x1p-21 + 8*0x1p-149},
 		{CodecInt8, 0, 128 * 0x1p-149},
+		{CodecInt6, 31, 0.5 + 31*0x1p-21 + 32*0x1p-149},
+		{CodecFP8, 448, 16 + 448*0x1p-21 + 449*0x1p-149},
 	}
 	for _, tc := range tests {
 		got, err := ErrorBound(tc.kind, tc.absmax)
@@ -635,7 +732,7 @@ func TestQuickParamsConstants(t *testing.T) {
 	}
 	// quickParams must agree with blockParams wherever it answers, at the
 	// edges of its range and on the blocks near MaxFloat32 it hands over.
-	for _, levels := range []float32{int8Levels, int4Levels} {
+	for _, levels := range []float32{int8Levels, int4Levels, int6Levels, fp8Levels} {
 		for _, m := range []uint32{tinyAbsMaxBits - 1, tinyAbsMaxBits, 0x3f800000, maxFloatBits - 1, maxFloatBits, infBits, 1} {
 			s, r, ok := quickParams(m, levels)
 			bs, br, pre, kind := blockParams(m, levels)
@@ -644,6 +741,94 @@ func TestQuickParamsConstants(t *testing.T) {
 			}
 			if wantOK := m >= tinyAbsMaxBits && m < maxFloatBits; ok != wantOK {
 				t.Errorf("L=%v m=%#x: ok = %v, want %v", levels, m, ok, wantOK)
+			}
+		}
+	}
+}
+
+// TestCodecAdversarial runs every quantized codec on the adversarial inputs
+// of the kernel tests (blocks of ties, values at ±absmax, signed zeros,
+// denormals, values around the 2^-64 pre-scale threshold, ±MaxFloat32, NaN
+// and ±Inf between ordinary blocks of magnitudes 1e-30 to 1e30) and on
+// random wire bytes (NaN, Inf, zero and denormal scales, codes no encoder
+// writes): Encode and Decode must match the reference bit for bit, DecodeAdd
+// onto accumulators holding NaN, ±Inf and -0 must equal Decode then add.
+func TestCodecAdversarial(t *testing.T) {
+	for _, kind := range quantKinds {
+		for _, block := range []int{8, 16, 24, 40, 64, 256, 1000} {
+			c := mustCodec(t, kind, block)
+			r := rand.New(rand.NewPCG(uint64(block), 17))
+			for _, n := range []int{0, 1, 3, block - 1, block, block + 2, 3*block + 5, 17 * block} {
+				src := adversarialInput(r, n, block, 0)
+				wire := make([]byte, c.EncodedLen(n))
+				c.Encode(wire, src)
+				if d := bytesDiff(refEncode(kind, block, src), wire); d != "" {
+					t.Fatalf("%s B=%d n=%d: Encode differs from reference: %s", kind, block, n, d)
+				}
+				for _, w := range [][]byte{wire, randomWire(r, c, n)} {
+					got := make([]float32, n)
+					c.Decode(got, w)
+					if d := decodeDiff(kind, block, w, refDecode(kind, block, w, n), got); d != "" {
+						t.Fatalf("%s B=%d n=%d: Decode differs from reference: %s", kind, block, n, d)
+					}
+					acc := randomAcc(r, n)
+					want := make([]float32, n)
+					for i := range want {
+						want[i] = acc[i] + got[i]
+					}
+					sum := append([]float32(nil), acc...)
+					c.DecodeAdd(sum, w)
+					if d := addDiff(want, sum, acc, got); d != "" {
+						t.Fatalf("%s B=%d n=%d: DecodeAdd differs from Decode + add: %s", kind, block, n, d)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestRowCodec checks the stripe-restarting codec over every quantized
+// codec, with stripes that are not a whole number of blocks (and not of
+// int6's 4-code groups): the wire is the inner codec's encoding of each
+// stripe, back to back; Decode and DecodeAdd agree; the error bound holds
+// with blocks restarting at every stripe.
+func TestRowCodec(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 8))
+	for _, kind := range quantKinds {
+		for _, width := range []int{5, 21, 38, 270} {
+			inner := mustCodec(t, kind, 16)
+			c := rowCodec{inner: inner, width: width}
+			for _, n := range []int{0, 3, width, 4*width + 7} {
+				src := genEach(heavyTailed)(r, n)
+				var want []byte
+				for lo := 0; lo < n; lo += width {
+					x := src[lo:min(lo+width, n)]
+					w := make([]byte, inner.EncodedLen(len(x)))
+					inner.Encode(w, x)
+					want = append(want, w...)
+				}
+				if c.EncodedLen(n) != len(want) {
+					t.Fatalf("%s width %d n=%d: EncodedLen %d, want %d", kind, width, n, c.EncodedLen(n), len(want))
+				}
+				wire := make([]byte, c.EncodedLen(n))
+				c.Encode(wire, src)
+				if d := bytesDiff(want, wire); d != "" && n > 0 {
+					t.Fatalf("%s width %d n=%d: %s", kind, width, n, d)
+				}
+				got := make([]float32, n)
+				c.Decode(got, wire)
+				acc := genEach(heavyTailed)(r, n)
+				sum := append([]float32(nil), acc...)
+				c.DecodeAdd(sum, wire)
+				for i := range sum {
+					if math.Float32bits(sum[i]) != math.Float32bits(acc[i]+got[i]) {
+						t.Fatalf("%s width %d n=%d: DecodeAdd value %d = %g, Decode then add %g", kind, width, n, i, sum[i], acc[i]+got[i])
+					}
+				}
+				for lo := 0; lo < n; lo += width {
+					hi := min(lo+width, n)
+					checkQuantBound(t, inner, src[lo:hi], got[lo:hi])
+				}
 			}
 		}
 	}

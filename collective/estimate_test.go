@@ -58,7 +58,7 @@ func TestFallbackNeverSlower(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, ck := range []CodecKind{CodecInt8, CodecInt4} {
+				for _, ck := range quantKinds {
 					q, err := Estimate(topo, p, n, Options{Codec: ck})
 					if err != nil {
 						t.Fatal(err)
@@ -151,5 +151,34 @@ func TestRingMatchesClosedForm(t *testing.T) {
 		if r := e.SimSeconds / ideal; r < 1 || r > 1.05 {
 			t.Errorf("ring:%d bf16 16M: %g s, closed form %g s (ratio %.3f)", n, e.SimSeconds, ideal, r)
 		}
+	}
+}
+
+// TestEstimateWireBytesPerCodec: the estimator prices every codec by its
+// EncodedLen: on a ring of 8 a rank sends 2*7 chunks of n/8 values, so at
+// B = 256 int8 and fp8 cost 1 + 4/256 bytes per value, int6 0.75 + 4/256
+// and int4 0.5 + 4/256; fewer wire bytes never make a call slower.
+func TestEstimateWireBytesPerCodec(t *testing.T) {
+	topo, p := loadTopoProf(t, "ring:8", "v5e")
+	const n = 8 * 256 * 64
+	perValue := map[CodecKind]float64{CodecF32: 4, CodecBF16: 2, CodecInt8: 1 + 4.0/256,
+		CodecFP8: 1 + 4.0/256, CodecInt6: 0.75 + 4.0/256, CodecInt4: 0.5 + 4.0/256}
+	sim := map[CodecKind]float64{}
+	for _, k := range Codecs() {
+		e, err := Estimate(topo, p, n, Options{Codec: k, Algorithm: AlgoRing, FallbackElems: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, ok := perValue[k]
+		if !ok {
+			t.Fatalf("no expected wire bytes for %s", k)
+		}
+		if got := float64(e.WireBytes) / (2 * 7 * n / 8); got != want {
+			t.Errorf("%s: %g wire bytes per value sent, want %g", k, got, want)
+		}
+		sim[k] = e.SimSeconds
+	}
+	if !(sim[CodecInt4] < sim[CodecInt6] && sim[CodecInt6] < sim[CodecInt8] && sim[CodecInt8] == sim[CodecFP8] && sim[CodecInt8] < sim[CodecBF16]) {
+		t.Errorf("simulated seconds %v, want int4 < int6 < int8 = fp8 < bf16", sim)
 	}
 }

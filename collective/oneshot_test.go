@@ -11,7 +11,7 @@ import (
 // segment, each segment encoded on its own), and each rank sends its whole
 // encoded buffer to each of the N-1 peers.
 func TestOneShotIsRankOrderSumOfDecodedPartials(t *testing.T) {
-	for _, ck := range []CodecKind{CodecF32, CodecBF16, CodecInt8, CodecInt4} {
+	for _, ck := range allCodecKinds {
 		for _, seg := range []int{256, -1} {
 			t.Run(fmt.Sprintf("%s/seg=%d", ck, seg), func(t *testing.T) {
 				const size, n, block = 4, 5000, 64

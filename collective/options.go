@@ -10,6 +10,8 @@ const (
 	CodecBF16 CodecKind = "bf16" // bfloat16, round-to-nearest-even per hop
 	CodecInt8 CodecKind = "int8" // dynamic block-wise int8 with a per-block scale
 	CodecInt4 CodecKind = "int4" // dynamic block-wise int4, two values per byte
+	CodecInt6 CodecKind = "int6" // dynamic block-wise int6, four values per three bytes
+	CodecFP8  CodecKind = "fp8"  // dynamic block-wise FP8 E4M3FN with a per-block scale
 )
 
 // Algorithm names the AllReduce schedule.
@@ -38,7 +40,7 @@ type Options struct {
 	// to whole blocks) so encoding segment k+1 overlaps sending segment k.
 	// 0 = default; negative = no segmenting.
 	SegmentElems int
-	// FallbackElems: int8/int4 buffers with fewer values than this use bf16
+	// FallbackElems: quantized-codec buffers with fewer values than this use bf16
 	// instead. 0 = the measured crossover: the estimator prices both codecs
 	// for this topology, profile and size, and bf16 is used wherever it is
 	// at least as fast. Negative = never fall back.

@@ -138,8 +138,8 @@ func cachedNetwork(topo tpu.Topology, prof tpu.Profile) (*tpu.Network, error) {
 
 // resolve turns Options into a plan for n values on a network.
 //
-// Fallback: with FallbackElems > 0, int8/int4 buffers shorter than it use
-// bf16; with FallbackElems == 0 the estimator decides per call: the
+// Fallback: with FallbackElems > 0, quantized-codec buffers shorter than it
+// use bf16; with FallbackElems == 0 the estimator decides per call: the
 // quantized codec is used only where it prices faster than bf16 on this
 // topology, profile and size (the measured crossover), so the quantized
 // path is never slower than bf16 on the cost model.

@@ -28,6 +28,10 @@ var registry = []codecSpec{
 		bound: func(a float64) float64 { return a*0x1p-8 + 0x1p-134 }},
 	{kind: CodecInt8, quantized: true, make: func(b int) Codec { return newInt8Codec(b) },
 		bound: func(a float64) float64 { return quantErrorBound(a, int8Levels) }},
+	{kind: CodecFP8, quantized: true, make: func(b int) Codec { return newFP8Codec(b) },
+		bound: fp8ErrorBound},
+	{kind: CodecInt6, quantized: true, make: func(b int) Codec { return newInt6Codec(b) },
+		bound: func(a float64) float64 { return quantErrorBound(a, int6Levels) }},
 	{kind: CodecInt4, quantized: true, make: func(b int) Codec { return newInt4Codec(b) },
 		bound: func(a float64) float64 { return quantErrorBound(a, int4Levels) }},
 }
@@ -50,7 +54,7 @@ func Codecs() []CodecKind {
 	return out
 }
 
-// codecList is "f32, bf16, int8 or int4" for error messages.
+// codecList is "f32, bf16, int8, fp8, int6 or int4" for error messages.
 func codecList() string {
 	names := make([]string, len(registry))
 	for i, s := range registry {

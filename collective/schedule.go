@@ -149,8 +149,10 @@ func (b *builder) finish() *schedule {
 //   - f32 and bf16 wires are the activations' own format: sending needs no
 //     conversion pass (the DMA reads HBM directly), and a received all-gather
 //     piece lands in place, so Encode and Decode cost nothing.
-//   - int8/int4 Encode reads the activations and writes the encoding; Decode
-//     reads the encoding and writes activations.
+//   - quantized codecs (int8, fp8, int6, int4): Encode reads the
+//     activations and writes the encoding (EncodedLen bytes: 1 + 4/B per
+//     value for int8 and fp8, 0.75 + 4/B for int6, 0.5 + 4/B for int4);
+//     Decode reads the encoding and writes activations.
 //   - DecodeAdd reads the encoding and the local partial and writes the sum.
 func hbmBytes(k CodecKind, o opKind, n, enc int) int64 {
 	act := int64(2)

@@ -80,7 +80,7 @@ func TestTCPMatchesEmulated(t *testing.T) {
 			emul := mustGroup(t, tc.topo)
 			size := len(comms)
 			for _, n := range []int{0, 1, 1000, 65537} {
-				for _, ck := range []CodecKind{CodecF32, CodecBF16, CodecInt8, CodecInt4} {
+				for _, ck := range allCodecKinds {
 					in := makeInputs(inHeavy, size, n, 7)
 					o := Options{Codec: ck, BlockSize: 64, FallbackElems: -1, SegmentElems: 4096}
 					want, wst, werrs := runGroup(t, emul, in, sameOpts(size, o), nil)

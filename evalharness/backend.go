@@ -39,7 +39,8 @@ func (c Codec) Quantized() bool {
 const PolicyPrefix = "policy:"
 
 // ParseCodecs expands a comma-separated codec list and block sizes into
-// settings: f32 and bf16 appear once; int8 and int4 once per block size.
+// settings: f32 and bf16 appear once; the quantized codecs (int8, fp8,
+// int6, int4) once per block size.
 // With several block sizes the quantized settings are labelled "int8_b32";
 // with one (or none: the codec default) they keep the bare codec name.
 func ParseCodecs(list string, blockSizes []int) ([]Codec, error) {

@@ -75,6 +75,10 @@ func codecEps(k collective.CodecKind, block int) (float64, error) {
 		return 1e-2 * (1 + float64(block)/256), nil
 	case collective.CodecInt4:
 		return 0.2, nil
+	case collective.CodecInt6:
+		return 0.05, nil
+	case collective.CodecFP8:
+		return 0.04, nil
 	}
 	return 0, fmt.Errorf("unknown codec %q", k)
 }

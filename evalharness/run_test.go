@@ -202,7 +202,7 @@ func TestParseCodecs(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	for _, bad := range []string{"fp8", "int8,int8", ""} {
+	for _, bad := range []string{"fp16", "int8,int8", ""} {
 		if _, err := ParseCodecs(bad, nil); err == nil {
 			t.Errorf("ParseCodecs(%q) succeeded", bad)
 		}

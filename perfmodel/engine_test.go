@@ -118,7 +118,7 @@ func TestPriceEqualsEngine(t *testing.T) {
 	// is whole 256-value blocks, so every rank finishes each AllReduce at
 	// the same time (see TestPriceSkewedIsUpperBound for the other case).
 	lengths := [][]int{{64}, {20, 13, 31}}
-	codecs := []collective.CodecKind{collective.CodecBF16, collective.CodecInt8, collective.CodecInt4}
+	codecs := []collective.CodecKind{collective.CodecBF16, collective.CodecInt8, collective.CodecFP8, collective.CodecInt6, collective.CodecInt4}
 	for _, m := range models {
 		src := m.src(t)
 		cfg := src.Config()

@@ -96,7 +96,7 @@ func TestOptionsValidate(t *testing.T) {
 		want string // substring of the error; "" = valid
 	}{
 		{"defaults", func(*Options) {}, ""},
-		{"codec", func(o *Options) { o.DefaultCodec = "fp8" }, "unknown allreduce codec"},
+		{"codec", func(o *Options) { o.DefaultCodec = "fp16" }, "unknown allreduce codec"},
 		{"block", func(o *Options) { o.DefaultBlockSize = -1 }, "block size"},
 		{"budget", func(o *Options) { o.BatchTokenBudget = 0 }, "batch token budget"},
 		{"batch", func(o *Options) { o.MaxBatchSize = 0 }, "max batch size"},

@@ -20,7 +20,7 @@ type PrefillRequest struct {
 	Tokens []int   `json:"tokens,omitempty"`
 	// AddBOS prepends the BOS token; default true for a prompt, false for tokens.
 	AddBOS    *bool  `json:"add_bos,omitempty"`
-	AllReduce string `json:"allreduce,omitempty"`  // "int8" | "int4" | "bf16" | "f32"; default: the server's
+	AllReduce string `json:"allreduce,omitempty"`  // a registered codec: "int8" | "fp8" | "int6" | "int4" | "bf16" | "f32"; default: the server's
 	BlockSize *int   `json:"block_size,omitempty"` // quantization block size; default: the server's
 	Logprobs  *int   `json:"logprobs,omitempty"`   // top-K alternatives per position, 0..20; default 0
 	// AllReducePolicy names a reduction policy the server was started with

@@ -138,7 +138,7 @@ func runAllReduceCmd(args []string, stdout io.Writer) error {
 	tpus := fs.String("tpu", "v5e", "TPU profiles, comma-separated ("+strings.Join(tpu.ProfileNames(), ", ")+")")
 	topos := fs.String("topology", "ring:8", "topologies, comma-separated (ring:N, torus:XxY)")
 	elems := fs.String("elements", "16M", "element counts, comma-separated (K, M, G = 2^10, 2^20, 2^30)")
-	codecs := fs.String("codecs", "bf16,int8", "codecs, comma-separated (f32, bf16, int8, int4)")
+	codecs := fs.String("codecs", "bf16,int8", "codecs, comma-separated (f32, bf16, int8, fp8, int6, int4)")
 	algos := fs.String("algorithms", "auto", "algorithms, comma-separated (auto, ring, biring, torus2d, twoshot); torus2d rows are skipped on ring topologies")
 	block := fs.Int("block", 0, "quantization block size (0 = codec default)")
 	seg := fs.Int("segment", 0, "segment size in values (0 = default, negative = no segmenting)")

@@ -109,7 +109,7 @@ func runPrefillCmd(args []string, stdout io.Writer) error {
 	topos := fs.String("topology", "ring:8", "topologies, comma-separated (ring:N, torus:XxY); tp = devices of the topology")
 	tokens := fs.String("tokens", "2048", "total tokens of the batch, comma-separated (K = 1024)")
 	seqs := fs.Int("seqs", 1, "split the tokens into this many sequences of (nearly) equal length")
-	codecs := fs.String("codecs", "bf16,int8", "AllReduce codecs, comma-separated (f32, bf16, int8, int4)")
+	codecs := fs.String("codecs", "bf16,int8", "AllReduce codecs, comma-separated (f32, bf16, int8, fp8, int6, int4)")
 	algo := fs.String("algorithm", "auto", "AllReduce algorithm (auto, ring, biring, torus2d, twoshot), as the engine's EngineConfig.Algorithm")
 	seg := fs.Int("segment", 0, "AllReduce segment size in values (0 = default, negative = none)")
 	fallback := fs.Int("fallback", 0, "small-buffer fallback to bf16: 0 = estimator crossover (the engine's default), negative = never, positive = threshold in values")

@@ -97,8 +97,8 @@ type common struct {
 }
 
 func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.allreduce, "allreduce", "f32,bf16,int8", "comma-separated AllReduce codecs to compare: f32, bf16, int8, int4")
-	fs.StringVar(&c.blockSizes, "block-size", "", "quantization block size(s) for int8/int4, comma-separated (e.g. 32,64,256); empty = codec default")
+	fs.StringVar(&c.allreduce, "allreduce", "f32,bf16,int8", "comma-separated AllReduce codecs to compare: f32, bf16, int8, fp8, int6, int4")
+	fs.StringVar(&c.blockSizes, "block-size", "", "quantization block size(s) for the quantized codecs (int8, fp8, int6, int4), comma-separated (e.g. 32,64,256); empty = codec default")
 	fs.StringVar(&c.pairs, "pairs", "", "comparisons A_vs_B, comma-separated; empty = int8_vs_bf16, int8_vs_f32, bf16_vs_f32, int4_vs_bf16 where present")
 	fs.IntVar(&c.tp, "tp", 4, "tensor-parallel degree (in-process scorer)")
 	fs.StringVar(&c.topology, "topology", "", `TPU topology, e.g. "ring:4" or "torus:2x2"; empty = ring of --tp devices`)
@@ -109,7 +109,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.tokenBudget, "token-budget", 2048, "tokens per prefill call (per HTTP request with --server)")
 	fs.IntVar(&c.maxSeqs, "max-batch", 32, "sequences per prefill call (per HTTP request with --server; keep within the server's batch and prompt limits)")
 	fs.IntVar(&c.topK, "topk", 20, "top-K alternatives per position for the top-K KL (1..20)")
-	fs.IntVar(&c.fallback, "fallback-elems", -1, "AllReduce buffers smaller than this use bf16 instead of int8/int4; -1 = never (every reduction uses the codec under test), 0 = the collective's default")
+	fs.IntVar(&c.fallback, "fallback-elems", -1, "AllReduce buffers smaller than this use bf16 instead of a quantized codec; -1 = never (every reduction uses the codec under test), 0 = the collective's default")
 	fs.StringVar(&c.jsonOut, "json", "", "write the JSON report to this file")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&c.invariant, "batch-invariant", model.RowInvariant, "in-process scorer: batch-invariant reductions (scores independent of --max-batch and --concurrency)")

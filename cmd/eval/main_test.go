@@ -68,7 +68,7 @@ func TestBadFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
-		{"--tasks", tasks, "--allreduce", "fp8"},
+		{"--tasks", tasks, "--allreduce", "fp16"},
 		{"--tasks", tasks, "--block-size", "x"},
 		{"--tasks", tasks, "--topk", "21"},
 		{"--tasks", tasks, "--pairs", "int4_vs_bf16", "--allreduce", "bf16,int8"},

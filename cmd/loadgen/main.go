@@ -70,7 +70,7 @@ type config struct {
 // invalidBodies are requests the server must refuse with a 4xx.
 var invalidBodies = []string{
 	`{"prompt":`,
-	`{"prompt":"Once","allreduce":"fp8"}`,
+	`{"prompt":"Once","allreduce":"fp16"}`,
 	`{"tokens":[1,2,99999]}`,
 	`{"prompt":"Once","logprobs":99}`,
 	`{"prompt":""}`,

@@ -60,7 +60,7 @@ func TestRunCountsByStatus(t *testing.T) {
 func TestRunMix(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var v map[string]any
-		if err := json.NewDecoder(r.Body).Decode(&v); err != nil || v["allreduce"] == "fp8" || v["unknown_field"] != nil ||
+		if err := json.NewDecoder(r.Body).Decode(&v); err != nil || v["allreduce"] == "fp16" || v["unknown_field"] != nil ||
 			v["logprobs"] == 99.0 || v["prompt"] == "" || v["tokens"] != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			return

@@ -22,7 +22,7 @@ import (
 const usageLine = "usage: serve [flags]"
 
 const description = `Serves prefill of a transformer sharded tensor-parallel over emulated TPU
-devices, with a selectable AllReduce codec (int8, int4, bf16, f32) per
+devices, with a selectable AllReduce codec (int8, fp8, int6, int4, bf16, f32) per
 request, over an OpenAI-style HTTP API (/v1/prefill, /v1/completions,
 /tokenize, /v1/models, /version, /health, /metrics). With no flags it serves
 the built-in stories260K model at tp 4 (ring:4, v5e) with int8 AllReduce on

@@ -52,7 +52,8 @@ type Config struct {
 	TPU       string `json:"tpu"`
 	AllReduce string `json:"allreduce"`  // default codec of requests that name none
 	BlockSize int    `json:"block_size"` // default quantization block size; 0 = codec default
-	// FallbackElems: int8/int4 reductions shorter than this travel as bf16;
+	// FallbackElems: quantized (int8, fp8, int6, int4) reductions shorter
+	// than this travel as bf16;
 	// 0 = the cost model's crossover, negative = never fall back.
 	FallbackElems int `json:"fallback_elems"`
 	// Algorithm is the AllReduce schedule: auto, ring, biring, torus2d,
@@ -156,10 +157,10 @@ func bindFlags(fs *flag.FlagSet, c *Config, configPath *string, noBatching, vers
 	fs.IntVar(&c.TP, "tp", c.TP, "tensor-parallel degree (number of emulated devices)")
 	fs.StringVar(&c.Topology, "topology", c.Topology, "device topology, e.g. ring:4 or torus:2x2 (empty = ring:<tp>)")
 	fs.StringVar(&c.TPU, "tpu", c.TPU, "TPU generation profile of the simulated clock")
-	fs.StringVar(&c.AllReduce, "allreduce", c.AllReduce, "default AllReduce codec: int8, int4, bf16 or f32 (requests may override)")
+	fs.StringVar(&c.AllReduce, "allreduce", c.AllReduce, "default AllReduce codec: int8, fp8, int6, int4, bf16 or f32 (requests may override)")
 	fs.IntVar(&c.BlockSize, "block-size", c.BlockSize, "default quantization block size (0 = codec default)")
 	fs.StringVar(&c.Algorithm, "algorithm", c.Algorithm, "AllReduce algorithm: auto, ring, biring, torus2d, twoshot or oneshot (empty = auto)")
-	fs.IntVar(&c.FallbackElems, "fallback-elems", c.FallbackElems, "int8/int4 reductions shorter than this travel as bf16 (0 = cost-model crossover, -1 = never)")
+	fs.IntVar(&c.FallbackElems, "fallback-elems", c.FallbackElems, "quantized (int8, fp8, int6, int4) reductions shorter than this travel as bf16 (0 = cost-model crossover, -1 = never)")
 	fs.BoolVar(&c.BatchInvariant, "batch-invariant", c.BatchInvariant, "answers bitwise independent of batch neighbours (row-aligned quantization blocks, fixed summation order, plans fixed at --batch-tokens)")
 	fs.StringVar(&c.AllReducePolicies, "allreduce-policies", c.AllReducePolicies, "JSON file of named reduction policies (per layer and site codecs) requests may pick with \"allreduce_policy\"")
 	fs.IntVar(&c.BatchTokenBudget, "batch-tokens", c.BatchTokenBudget, "most prompt tokens packed into one engine call")

@@ -85,7 +85,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"duration as number", []string{"--config", writeFile(t, `{"batch_wait":5}`)}, "duration must be a string"},
 		{"trailing data", []string{"--config", writeFile(t, `{"tp":2}{}`)}, "after the JSON object"},
 		{"tp", []string{"--tp", "0"}, "tp must be"},
-		{"codec", []string{"--allreduce", "fp8"}, "unknown allreduce codec"},
+		{"codec", []string{"--allreduce", "fp16"}, "unknown allreduce codec"},
 		{"queue", []string{"--queue-limit", "0"}, "queue limit"},
 		{"write timeout", []string{"--request-timeout", "90s"}, "write_timeout"},
 		{"log format", []string{"--log-format", "xml"}, "log_format"},

@@ -212,7 +212,7 @@ func TestServeEndToEnd(t *testing.T) {
 	// Codec switching on the same server, then f32 again.
 	wire := map[string]int64{}
 	var int8Resp server.PrefillResponse
-	for _, codec := range []string{"int8", "bf16", "int4", "f32"} {
+	for _, codec := range []string{"int8", "bf16", "int4", "int6", "fp8", "f32"} {
 		r := postPrefill(t, base, map[string]any{"tokens": ids, "allreduce": codec, "logprobs": 1})
 		if r.AllReduce != codec {
 			t.Errorf("asked for %s, served %s", codec, r.AllReduce)
@@ -231,8 +231,9 @@ func TestServeEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	if !(wire["int4"] < wire["int8"] && wire["int8"] < wire["bf16"] && wire["bf16"] < wire["f32"]) {
-		t.Errorf("wire bytes by codec %v, want int4 < int8 < bf16 < f32", wire)
+	if !(wire["int4"] < wire["int6"] && wire["int6"] < wire["int8"] && wire["int8"] == wire["fp8"] &&
+		wire["int8"] < wire["bf16"] && wire["bf16"] < wire["f32"]) {
+		t.Errorf("wire bytes by codec %v, want int4 < int6 < int8 = fp8 < bf16 < f32", wire)
 	}
 	if cmp.Equal(int8Resp.TokenLogprobs, f32.TokenLogprobs) {
 		t.Error("int8 and f32 answers are identical: the codec did not switch")
@@ -301,7 +302,7 @@ func TestServeHealthAndBadInputOverTheWire(t *testing.T) {
 		body   string
 		status int
 	}{
-		{`{"prompt":"Once upon a time","allreduce":"fp8"}`, 400},
+		{`{"prompt":"Once upon a time","allreduce":"fp16"}`, 400},
 		{`{"tokens":[1,512]}`, 400},
 		{fmt.Sprintf(`{"tokens":[%s1]}`, strings.Repeat("1,", 512)), 413},
 		{`{"prompt":"Once upon a time"}`, 200},

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/equarx/equarx/collective"
 )
 
 type config struct {
@@ -58,7 +60,15 @@ var kindNames = [...]string{"prefill", "completions", "invalid", "cancelled"}
 // mix is the share of each kind, in kind order.
 var mix = [...]float64{0.35, 0.20, 0.25, 0.20}
 
-var codecNames = []string{"int8", "int4", "bf16", "f32"}
+// codecNames are the AllReduce codecs valid requests pick from: every
+// codec of the registry.
+var codecNames = func() []string {
+	var names []string
+	for _, k := range collective.Codecs() {
+		names = append(names, string(k))
+	}
+	return names
+}()
 
 var prompts = []string{
 	"Once upon a time",
