@@ -43,3 +43,10 @@ func (w *Weight) mulT(x []float32, n int, out []float32) (float64, error) {
 	w.packed.Mul(n, x, w.In, out, w.Out, false)
 	return 2 * float64(n) * float64(w.Out) * float64(w.In), nil
 }
+
+// prepareBF16 packs a bfloat16 weight now and drops the unpacked bits: the
+// packed copy serves products and Row.
+func (w *Weight) prepareBF16() {
+	w.packOnce.Do(func() { w.packed = kernels.PackTBF16(w.BF16, w.Out, w.In) })
+	w.BF16 = nil
+}

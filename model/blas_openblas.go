@@ -8,6 +8,9 @@ void openblas_set_num_threads(int num_threads);
 import "C"
 
 import (
+	"fmt"
+
+	"github.com/equarx/equarx/kernels"
 	"gonum.org/v1/netlib/blas/netlib"
 	"gorgonia.org/gorgonia"
 )
@@ -34,7 +37,37 @@ func init() {
 // and all cores; the engine runs one).
 func setOpenBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
 
-// mulT goes through the tensor engine, and so through OpenBLAS.
+// mulT goes through the tensor engine, and so through OpenBLAS. A bfloat16
+// weight is widened bf16Block rows at a time into float32 scratch, each
+// block multiplied on its own and its columns copied into out.
 func (w *Weight) mulT(x []float32, n int, out []float32) (float64, error) {
-	return MatMulT(x, n, w.In, w.Data, w.Out, out)
+	if w.BF16 == nil {
+		return MatMulT(x, n, w.In, w.Data, w.Out, out)
+	}
+	if len(x) < n*w.In || len(out) < n*w.Out {
+		return 0, fmt.Errorf("matmul [%d,%d]x[%d,%d]^T: buffers too small (x %d, out %d)", n, w.In, w.Out, w.In, len(x), len(out))
+	}
+	rows := min(bf16Block, w.Out)
+	wf := make([]float32, rows*w.In)
+	part := make([]float32, n*rows)
+	var flops float64
+	for r0 := 0; r0 < w.Out; r0 += rows {
+		m := min(rows, w.Out-r0)
+		kernels.BF16ToF32(wf[:m*w.In], w.BF16[r0*w.In:(r0+m)*w.In])
+		f, err := MatMulT(x, n, w.In, wf[:m*w.In], m, part)
+		if err != nil {
+			return 0, err
+		}
+		flops += f
+		for i := 0; i < n; i++ {
+			copy(out[i*w.Out+r0:i*w.Out+r0+m], part[i*m:(i+1)*m])
+		}
+	}
+	return flops, nil
 }
+
+// bf16Block is how many rows of a bfloat16 weight are widened at a time.
+const bf16Block = 1024
+
+// prepareBF16 keeps the bits: products widen them per call.
+func (w *Weight) prepareBF16() {}

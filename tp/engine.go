@@ -61,6 +61,11 @@ type EngineConfig struct {
 	// Exec is how the simulated TPU executes the model's operations (package
 	// cost); the zero value is the baseline execution.
 	Exec cost.Exec
+
+	// WeightsDType is the dtype the linear layers and the LM head are held
+	// in: "f32", "bf16" (products widen to float32 and sum in float32), or
+	// "" for the source's stored dtype (weights.StoredDType).
+	WeightsDType string
 }
 
 // AllReduceOptions are the options every AllReduce of a prefill with opts
@@ -206,6 +211,7 @@ type Engine struct {
 	cl      cluster
 	ranks   []*rank
 	embed   []float32 // [vocab, dim], replicated
+	dtype   string    // of the weight matrices: weights.DTypeF32 or DTypeBF16
 	final   []float32 // [dim]
 	closed  bool
 	broken  error // set when the group could not be rebuilt after a failure
@@ -245,6 +251,12 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster, cm *cost.Model
 		}
 	}
 	e := &Engine{cfg: cfg, arch: arch, ecfg: ecfg, cl: cl}
+	if e.dtype, err = weights.ParseDType(ecfg.WeightsDType); err != nil {
+		return nil, fmt.Errorf("tp: %w", err)
+	}
+	if e.dtype == "" {
+		e.dtype = weights.StoredDType(src)
+	}
 	if err := e.checkInvariant(); err != nil {
 		return nil, err
 	}
@@ -342,15 +354,32 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 		return err
 	}
 	hlo, hhi := SplitRange(cfg.HiddenDim, rk.size, rk.id)
+	bf16 := e.dtype == weights.DTypeBF16
 	rows := func(l int, short string, lo, hi int) (*model.Weight, error) {
-		t, err := src.Rows(fmt.Sprintf("layers.%d.%s", l, short), lo, hi)
+		name := fmt.Sprintf("layers.%d.%s", l, short)
+		if bf16 {
+			h, err := weights.RowsBF16(src, name, lo, hi)
+			if err != nil {
+				return nil, fmt.Errorf("layer %d: missing %s: %w", l, short, err)
+			}
+			return model.NewWeightBF16(h, hi-lo, cfg.Dim)
+		}
+		t, err := src.Rows(name, lo, hi)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: missing %s: %w", l, short, err)
 		}
 		return model.NewWeight(t.Data, hi-lo, cfg.Dim)
 	}
 	cols := func(l int, short string, lo, hi int) (*model.Weight, error) {
-		t, err := src.Cols(fmt.Sprintf("layers.%d.%s", l, short), lo, hi)
+		name := fmt.Sprintf("layers.%d.%s", l, short)
+		if bf16 {
+			h, err := weights.ColsBF16(src, name, lo, hi)
+			if err != nil {
+				return nil, fmt.Errorf("layer %d: missing %s: %w", l, short, err)
+			}
+			return model.NewWeightBF16(h, cfg.Dim, hi-lo)
+		}
+		t, err := src.Cols(name, lo, hi)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: missing %s: %w", l, short, err)
 		}
