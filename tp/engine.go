@@ -180,6 +180,7 @@ type rank struct {
 	comm     communicator
 	blocks   []model.Block
 	head     *model.Weight // LM head rows [vlo, vhi), [vhi-vlo, dim]
+	emb      *model.Weight // embedding rows [vlo, vhi); head itself when tied
 	vlo, vhi int
 
 	opts  []collective.Options // of the running batch, per reduction site
@@ -210,7 +211,6 @@ type Engine struct {
 	ecfg    EngineConfig
 	cl      cluster
 	ranks   []*rank
-	embed   []float32 // [vocab, dim], replicated
 	dtype   string    // of the weight matrices: weights.DTypeF32 or DTypeBF16
 	final   []float32 // [dim]
 	closed  bool
@@ -260,14 +260,6 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster, cm *cost.Model
 	if err := e.checkInvariant(); err != nil {
 		return nil, err
 	}
-	emb, err := src.Tensor("embed")
-	if err != nil {
-		return nil, fmt.Errorf("tp: embed: %w", err)
-	}
-	if len(emb.Data) != cfg.Vocab*cfg.Dim {
-		return nil, fmt.Errorf("tp: embed has %d values, want %d", len(emb.Data), cfg.Vocab*cfg.Dim)
-	}
-	e.embed = emb.Data
 	fn, err := readVec(src, "final_norm", cfg.Dim)
 	if err != nil {
 		return nil, err
@@ -422,26 +414,75 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 			return fmt.Errorf("tp rank %d: %w", rk.id, err)
 		}
 	}
-	// LM head: vocab-parallel, each rank owns a contiguous range of vocab
-	// rows; the log-softmax statistics are combined exactly afterwards.
+	// LM head and embedding: vocab-parallel, each rank owns a contiguous
+	// range of vocab rows of both (the same rows, one matrix, when they are
+	// tied); the log-softmax statistics are combined exactly afterwards, the
+	// embeddings by an exact exchange at the start of each batch (embed).
 	rk.vlo, rk.vhi = SplitRange(cfg.Vocab, rk.size, rk.id)
-	var head []float32
-	if cfg.TiedEmbeddings {
-		head = e.embed[rk.vlo*cfg.Dim : rk.vhi*cfg.Dim]
-	} else {
-		t, err := src.Rows("lm_head", rk.vlo, rk.vhi)
+	vocabRows := func(name string) (*model.Weight, error) {
+		if bf16 {
+			h, err := weights.RowsBF16(src, name, rk.vlo, rk.vhi)
+			if err != nil {
+				return nil, err
+			}
+			return model.NewWeightBF16(h, rk.vhi-rk.vlo, cfg.Dim)
+		}
+		t, err := src.Rows(name, rk.vlo, rk.vhi)
 		if err != nil {
-			return fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)
+			return nil, err
 		}
-		if len(t.Data) != (rk.vhi-rk.vlo)*cfg.Dim {
-			return fmt.Errorf("tp rank %d: lm_head slice has %d values, want %d", rk.id, len(t.Data), (rk.vhi-rk.vlo)*cfg.Dim)
-		}
-		head = t.Data
+		// A Weight, so the kernels pack it once rather than per row chunk.
+		return model.NewWeight(t.Data, rk.vhi-rk.vlo, cfg.Dim)
 	}
-	// A Weight, so the kernels pack it once rather than per row chunk.
-	rk.head, err = model.NewWeight(head, rk.vhi-rk.vlo, cfg.Dim)
-	if err != nil {
+	if rk.emb, err = vocabRows("embed"); err != nil {
+		return fmt.Errorf("tp rank %d: embed: %w", rk.id, err)
+	}
+	if cfg.TiedEmbeddings {
+		rk.head = rk.emb
+	} else if rk.head, err = vocabRows("lm_head"); err != nil {
 		return fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)
+	}
+	return nil
+}
+
+// embed writes the input embeddings of ids into x ([len(ids), dim]). Each
+// rank holds the embedding rows of its vocab range only (Megatron's
+// VocabParallelEmbedding): it writes the rows of the ids it owns (scaled as
+// the architecture scales them) and -0 elsewhere, and an f32 AllReduce sums
+// the ranks' buffers. Every value is then its owner's value plus -0 from
+// every other rank, which IEEE addition leaves bitwise unchanged (x + -0 = x
+// for every x, signed zeros included), so the result is bitwise the
+// replicated lookup whatever codec or policy the batch's other reductions
+// use. The exchange is untimed: the simulated devices price the lookup as
+// a replicated gather (cost.Embed), as a TPU holding the whole table would
+// run it.
+func (e *Engine) embed(ctx context.Context, rk *rank, x []float32, ids []int) error {
+	d := e.cfg.Dim
+	row := make([]float32, d)
+	negZero := float32(math.Copysign(0, -1))
+	for i, id := range ids {
+		o := x[i*d : (i+1)*d]
+		if id < rk.vlo || id >= rk.vhi {
+			for j := range o {
+				o[j] = negZero
+			}
+			continue
+		}
+		rk.emb.Row(id-rk.vlo, row)
+		e.arch.Embed(o, row, []int{0})
+	}
+	if rk.size == 1 {
+		return nil
+	}
+	o := collective.Options{
+		Codec: collective.CodecF32, Algorithm: e.ecfg.Algorithm, SegmentElems: e.ecfg.SegmentElems,
+		FallbackElems: -1, Timeout: e.ecfg.Timeout, Untimed: true,
+	}
+	if e.ecfg.BatchInvariant {
+		o.RowElems, o.PlanRows = d, e.ecfg.PlanRows
+	}
+	if _, err := rk.comm.AllReduce(ctx, x, o); err != nil {
+		return fmt.Errorf("tp rank %d: embedding exchange (%d values): %w", rk.id, len(x), err)
 	}
 	return nil
 }
@@ -679,7 +720,9 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 	cfg := e.cfg
 	n, d := in.b.N, cfg.Dim
 	x := make([]float32, n*d)
-	e.arch.Embed(x, e.embed, in.ids)
+	if err := e.embed(ctx, rk, x, in.ids); err != nil {
+		return nil, err
+	}
 	rk.Charge(cost.Program()...)
 	rk.Charge(cost.Embed(n, d)...)
 	st := model.NewState(in.b, x, rk)
