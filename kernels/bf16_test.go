@@ -99,3 +99,26 @@ func BenchmarkBF16ToF32(b *testing.B) {
 		BF16ToF32(dst, src)
 	}
 }
+
+func TestPackTBF16From(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, sh := range [][2]int{{1000, 257}, {64, 64}, {3, 5}, {200, 1}} {
+		n, k := sh[0], sh[1]
+		h := toBF16(randMat(r, n*k))
+		want := PackTBF16(h, n, k)
+		for _, chunk := range []int{1, 5000, 1 << 20} {
+			got, err := PackTBF16From(n, k, chunk, func(lo, hi int) ([]uint16, error) { return h[lo*k : hi*k], nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.half) != len(want.half) {
+				t.Fatalf("[%d,%d] chunk %d: %d packed values, want %d", n, k, chunk, len(got.half), len(want.half))
+			}
+			for i := range got.half {
+				if got.half[i] != want.half[i] {
+					t.Fatalf("[%d,%d] chunk %d: packed value %d differs", n, k, chunk, i)
+				}
+			}
+		}
+	}
+}

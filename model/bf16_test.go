@@ -88,3 +88,41 @@ func TestWeightBF16(t *testing.T) {
 		t.Errorf("NewWeightBF16 with 10 values for [%d, %d]: no error", out, in)
 	}
 }
+
+func TestWeightBF16From(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	const out, in = 700, 33
+	wf := make([]float32, out*in)
+	for i := range wf {
+		wf[i] = float32(r.NormFloat64())
+	}
+	h := roundBF16(wf)
+	a, err := NewWeightBF16(h, out, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewWeightBF16From(out, in, func(lo, hi int) ([]uint16, error) { return h[lo*in : hi*in], nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, 5*in)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	ya, yb := make([]float32, 5*out), make([]float32, 5*out)
+	a.MulT(x, 5, ya)
+	b.MulT(x, 5, yb)
+	for i := range ya {
+		if math.Float32bits(ya[i]) != math.Float32bits(yb[i]) {
+			t.Fatalf("element %d: %v from one piece, %v piecewise", i, ya[i], yb[i])
+		}
+	}
+	ra, rb := make([]float32, in), make([]float32, in)
+	a.Row(699, ra)
+	b.Row(699, rb)
+	for i := range ra {
+		if ra[i] != rb[i] {
+			t.Fatalf("Row(699)[%d]: %v vs %v", i, ra[i], rb[i])
+		}
+	}
+}

@@ -71,3 +71,20 @@ const bf16Block = 1024
 
 // prepareBF16 keeps the bits: products widen them per call.
 func (w *Weight) prepareBF16() {}
+
+func newWeightBF16From(out, in int, rows func(lo, hi int) ([]uint16, error)) (*Weight, error) {
+	bits, err := rows(0, out)
+	if err != nil {
+		return nil, err
+	}
+	return NewWeightBF16(bits, out, in)
+}
+
+// WeightBytes returns the memory an [out, in] weight of dtype ("f32" or
+// "bf16") holds: its values (products widen bfloat16 per call).
+func WeightBytes(out, in int, dtype string) int64 {
+	if dtype == "bf16" {
+		return 2 * int64(out) * int64(in)
+	}
+	return 4 * int64(out) * int64(in)
+}

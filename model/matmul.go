@@ -44,6 +44,17 @@ func NewWeightBF16(bits []uint16, out, in int) (*Weight, error) {
 	return w, nil
 }
 
+// NewWeightBF16From makes a bfloat16 weight read piecewise: rows(lo, hi)
+// returns rows [lo, hi) as bfloat16 bits. The default build packs each
+// piece as it arrives, so only the packed weight and one piece of a few MiB
+// are held at once; the openblas build reads all rows in one piece.
+func NewWeightBF16From(out, in int, rows func(lo, hi int) ([]uint16, error)) (*Weight, error) {
+	if out < 0 || in < 0 {
+		return nil, fmt.Errorf("weight shape [%d, %d] is negative", out, in)
+	}
+	return newWeightBF16From(out, in, rows)
+}
+
 // IsBF16 reports whether the weight holds bfloat16 values.
 func (w *Weight) IsBF16() bool { return w.half }
 

@@ -222,6 +222,9 @@ type Engine struct {
 // Config returns the model configuration the engine serves.
 func (e *Engine) Config() model.Config { return e.cfg }
 
+// WeightsDType returns the dtype the weight matrices are held in.
+func (e *Engine) WeightsDType() string { return e.dtype }
+
 // TP returns the tensor-parallel degree.
 func (e *Engine) TP() int { return e.ecfg.TP }
 
@@ -350,11 +353,11 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 	rows := func(l int, short string, lo, hi int) (*model.Weight, error) {
 		name := fmt.Sprintf("layers.%d.%s", l, short)
 		if bf16 {
-			h, err := weights.RowsBF16(src, name, lo, hi)
+			w, err := bf16Rows(src, name, lo, hi, cfg.Dim)
 			if err != nil {
 				return nil, fmt.Errorf("layer %d: missing %s: %w", l, short, err)
 			}
-			return model.NewWeightBF16(h, hi-lo, cfg.Dim)
+			return w, nil
 		}
 		t, err := src.Rows(name, lo, hi)
 		if err != nil {
@@ -421,11 +424,7 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 	rk.vlo, rk.vhi = SplitRange(cfg.Vocab, rk.size, rk.id)
 	vocabRows := func(name string) (*model.Weight, error) {
 		if bf16 {
-			h, err := weights.RowsBF16(src, name, rk.vlo, rk.vhi)
-			if err != nil {
-				return nil, err
-			}
-			return model.NewWeightBF16(h, rk.vhi-rk.vlo, cfg.Dim)
+			return bf16Rows(src, name, rk.vlo, rk.vhi, cfg.Dim)
 		}
 		t, err := src.Rows(name, rk.vlo, rk.vhi)
 		if err != nil {
@@ -443,6 +442,14 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 		return fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)
 	}
 	return nil
+}
+
+// bf16Rows reads rows [lo, hi) of a matrix as a bfloat16 weight, packed
+// piece by piece as it is read.
+func bf16Rows(src weights.Source, name string, lo, hi, in int) (*model.Weight, error) {
+	return model.NewWeightBF16From(hi-lo, in, func(a, b int) ([]uint16, error) {
+		return weights.RowsBF16(src, name, lo+a, lo+b)
+	})
 }
 
 // embed writes the input embeddings of ids into x ([len(ids), dim]). Each
