@@ -80,6 +80,9 @@ const bf16Chunk = 4 << 20
 // float32 values are held besides the result. For a tensor stored as BF16
 // the values are exactly the stored ones.
 func RowsBF16(src Source, name string, lo, hi int) ([]uint16, error) {
+	if s, ok := src.(*synthetic); ok {
+		return s.rowsBF16(name, lo, hi)
+	}
 	t, err := src.Rows(name, lo, lo) // checks the name and range, gives the width
 	if err != nil {
 		return nil, err
@@ -112,5 +115,42 @@ func ColsBF16(src Source, name string, lo, hi int) ([]uint16, error) {
 	}
 	out := make([]uint16, len(t.Data))
 	toBF16(out, t.Data)
+	return out, nil
+}
+
+// rowsBF16 generates rows [lo, hi) of a matrix straight into bfloat16, a
+// row at a time through a float32 row buffer per goroutine: the values are
+// those of Rows, rounded.
+func (s *synthetic) rowsBF16(name string, lo, hi int) ([]uint16, error) {
+	shape, err := s.matrix(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRange(name, "rows", lo, hi, shape[0]); err != nil {
+		return nil, err
+	}
+	cols := shape[1]
+	out := make([]uint16, (hi-lo)*cols)
+	key := s.synthKey(name)
+	work := func(r0, r1 int) {
+		buf := make([]float32, cols)
+		for r := r0; r < r1; r++ {
+			s.fill(key, shape, r, 0, cols, buf)
+			o := out[(r-lo)*cols : (r-lo+1)*cols]
+			for i, v := range buf {
+				o[i] = f32ToBF16(v)
+			}
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), hi-lo)
+	if len(out) < parallelFill || workers < 2 {
+		work(lo, hi)
+		return out, nil
+	}
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() { work(lo+(hi-lo)*i/workers, lo+(hi-lo)*(i+1)/workers) })
+	}
+	wg.Wait()
 	return out, nil
 }
