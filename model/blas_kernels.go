@@ -74,3 +74,13 @@ func WeightBytes(out, in int, dtype string) int64 {
 	}
 	return 4*int64(out)*int64(in) + 4*packed
 }
+
+// ProductScratchBytes bounds the scratch the products of one rank hold at
+// once with weights of dtype, for n rows and inputs of at most maxIn
+// values: the bf16 widening blocks of the kernels' goroutines.
+func ProductScratchBytes(n, maxIn int, dtype string) int64 {
+	if dtype != "bf16" {
+		return 0
+	}
+	return kernels.BF16ScratchBytes()
+}

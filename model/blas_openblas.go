@@ -88,3 +88,13 @@ func WeightBytes(out, in int, dtype string) int64 {
 	}
 	return 4 * int64(out) * int64(in)
 }
+
+// ProductScratchBytes bounds the scratch the products of one rank hold at
+// once with weights of dtype, for n rows and inputs of at most maxIn
+// values: one widened block of bf16Block weight rows and its output.
+func ProductScratchBytes(n, maxIn int, dtype string) int64 {
+	if dtype != "bf16" {
+		return 0
+	}
+	return 4 * int64(bf16Block) * int64(maxIn+n)
+}

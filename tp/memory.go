@@ -3,7 +3,6 @@ package tp
 import (
 	"fmt"
 
-	"github.com/equarx/equarx/kernels"
 	"github.com/equarx/equarx/model"
 	"github.com/equarx/equarx/weights"
 )
@@ -127,9 +126,7 @@ func EstimateMemory(cfg model.Config, tp int, dtype string, maxBatchTokens int) 
 		// x, h, o: [n, dim]; q and attention output [n, q]; k, v [n, kv];
 		// gate and up [n, hid]; cos and sin per RoPE base [n, head_dim/2].
 		m.Activations = 4 * n * (3*d + 2*int64(q) + 2*int64(kv) + 2*int64(hid) + thetas*hd)
-		if dtype == weights.DTypeBF16 && model.RowInvariant {
-			m.Activations += kernels.BF16ScratchBytes()
-		}
+		m.Activations += model.ProductScratchBytes(maxBatchTokens, max(cfg.Dim, q, hid), dtype)
 		m.Logits = 4*int64(HeadChunkRows)*int64(vs) + n*(64+16*MaxTopK)
 		if tp > 1 {
 			m.Collective = 3 * 4 * n * d

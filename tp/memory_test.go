@@ -56,7 +56,7 @@ func TestMemoryEstimateMatchesHeap(t *testing.T) {
 					t.Fatal(err)
 				}
 				before := heapAlloc()
-				e, err := NewEngine(src, EngineConfig{TP: size, TPU: "v5e", WeightsDType: dtype, BatchInvariant: true})
+				e, err := NewEngine(src, EngineConfig{TP: size, TPU: "v5e", WeightsDType: dtype, BatchInvariant: model.RowInvariant})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -81,7 +81,10 @@ func TestMemoryEstimateMatchesHeap(t *testing.T) {
 				if d := held - w; d > w/10 || -d > w/10 {
 					t.Errorf("%s %s tp %d: weights estimated %d bytes, the engine holds %d", cfg.Arch, dtype, size, w, held)
 				}
-				if work > alloc || 2*work < alloc {
+				// Without row-invariant kernels a bf16 product allocates
+				// its widening block per call: the total is then no
+				// measure of the peak.
+				if (model.RowInvariant || dtype == "f32") && (work > alloc || 2*work < alloc) {
 					t.Errorf("%s %s tp %d: batch estimated %d bytes, a prefill allocates %d", cfg.Arch, dtype, size, work, alloc)
 				}
 				e.Close()
