@@ -38,7 +38,7 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v <= 0 || v*mult >= 1<<62 {
+	if err != nil || !(v*mult >= 1) || !(v*mult < 1<<62) {
 		return 0, fmt.Errorf("size %q: want a positive number of bytes with an optional unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 8GiB or 500MB", s)
 	}
 	return int64(v * mult), nil
