@@ -72,6 +72,13 @@ type Options struct {
 	// PlanRows is the buffer length, in rows, at which a batch-invariant
 	// call decides its algorithm and fallback; 0 = DefaultPlanRows.
 	PlanRows int
+
+	// Untimed moves and sums the data but leaves the simulated clocks and
+	// link state alone (Stats.SimSeconds is 0): for exchanges the emulation
+	// makes that the simulated devices do not (tp's vocab-parallel
+	// embedding, whose simulated counterpart is a replicated lookup). It is
+	// not sent to peers; every rank of a call must pass the same.
+	Untimed bool
 }
 
 // DefaultPlanRows is the row count at which batch-invariant calls decide

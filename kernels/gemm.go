@@ -87,6 +87,7 @@ type PackedB struct {
 	K, N int
 	kern *microKernel
 	data []float32
+	half []uint16 // bfloat16 bits instead of data (PackTBF16)
 }
 
 // PackT packs B = wᵀ, w being [n, k] row-major (a weight stored [out, in]),
@@ -193,7 +194,7 @@ func (p *PackedB) Mul(m int, a []float32, lda int, c []float32, ldc int, accum b
 		}
 		return
 	}
-	g := &gemmArgs{kern: p.kern, m: m, n: p.N, k: p.K, a: a, lda: lda, pb: p.data, c: c, ldc: ldc, accum: accum}
+	g := &gemmArgs{kern: p.kern, m: m, n: p.N, k: p.K, a: a, lda: lda, pb: p.data, pbh: p.half, c: c, ldc: ldc, accum: accum}
 	g.run(false)
 }
 
@@ -277,6 +278,7 @@ type gemmArgs struct {
 	lda     int
 	transA  bool
 	pb      []float32 // packed B
+	pbh     []uint16  // packed B as bfloat16 bits, when pb is nil
 	c       []float32
 	ldc     int
 	accum   bool
@@ -343,6 +345,12 @@ func (g *gemmArgs) block(ti0, ti1, tj0, tj1 int, sc *scratch) {
 		if pc > 0 || g.accum {
 			accum = 1
 		}
+		// bf16 B: this K block of the task's slivers, widened once and
+		// used by every row panel.
+		var wb []float32
+		if g.pbh != nil {
+			wb = g.widen(sc, tj0, tj1, pc, kb)
+		}
 		for ti := ti0; ti < ti1; ti++ {
 			i := ti * mr
 			rows := min(mr, g.m-i)
@@ -367,7 +375,12 @@ func (g *gemmArgs) block(ti0, ti1, tj0, tj1 int, sc *scratch) {
 			for tj := tj0; tj < tj1; tj++ {
 				j := tj * nr
 				cols := min(nr, g.n-j)
-				bp := &g.pb[tj*nr*g.k+pc*nr]
+				var bp *float32
+				if wb != nil {
+					bp = &wb[(tj-tj0)*nr*kb]
+				} else {
+					bp = &g.pb[tj*nr*g.k+pc*nr]
+				}
 				if rows == mr && cols == nr {
 					fn(kb, ap, lda, bp, &g.c[i*g.ldc+j], g.ldc, accum)
 					continue

@@ -88,10 +88,12 @@ spawn:
 }
 
 // scratch is per-goroutine space for edge tiles: an A micro-panel and a C
-// tile, sized for the largest micro-kernel.
+// tile, sized for the largest micro-kernel; and b, the widened K block of a
+// task's bfloat16 B slivers (grown on first use).
 type scratch struct {
 	a []float32
 	c []float32
+	b []float32
 }
 
 const (

@@ -43,3 +43,44 @@ func (w *Weight) mulT(x []float32, n int, out []float32) (float64, error) {
 	w.packed.Mul(n, x, w.In, out, w.Out, false)
 	return 2 * float64(n) * float64(w.Out) * float64(w.In), nil
 }
+
+// prepareBF16 packs a bfloat16 weight now and drops the unpacked bits: the
+// packed copy serves products and Row.
+func (w *Weight) prepareBF16() {
+	w.packOnce.Do(func() { w.packed = kernels.PackTBF16(w.BF16, w.Out, w.In) })
+	w.BF16 = nil
+}
+
+// bf16Piece is how many values NewWeightBF16From reads at a time.
+const bf16Piece = 4 << 20
+
+func newWeightBF16From(out, in int, rows func(lo, hi int) ([]uint16, error)) (*Weight, error) {
+	p, err := kernels.PackTBF16From(out, in, bf16Piece, rows)
+	if err != nil {
+		return nil, err
+	}
+	w := &Weight{Out: out, In: in, half: true, packed: p}
+	w.packOnce.Do(func() {})
+	return w, nil
+}
+
+// WeightBytes returns the memory an [out, in] weight of dtype ("f32" or
+// "bf16") holds once it has served a product: a float32 weight keeps its
+// values and its packed copy, a bfloat16 weight only its packed copy.
+func WeightBytes(out, in int, dtype string) int64 {
+	packed := int64(kernels.PackedLen(out, in))
+	if dtype == "bf16" {
+		return 2 * packed
+	}
+	return 4*int64(out)*int64(in) + 4*packed
+}
+
+// ProductScratchBytes bounds the scratch the products of one rank hold at
+// once with weights of dtype, for n rows and inputs of at most maxIn
+// values: the bf16 widening blocks of the kernels' goroutines.
+func ProductScratchBytes(n, maxIn int, dtype string) int64 {
+	if dtype != "bf16" {
+		return 0
+	}
+	return kernels.BF16ScratchBytes()
+}

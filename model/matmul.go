@@ -9,16 +9,77 @@ import (
 )
 
 // Weight is a 2-D weight matrix stored [out, in] row-major, as checkpoints
-// store linear layers. In the default build its products run on the kernels
-// package with the weight packed once, at its first use, into the
-// micro-kernel's layout (Data must not change after that); with the openblas
-// tag they run on gorgonia's tensor engine and OpenBLAS.
+// store linear layers, either as float32 (Data) or as bfloat16 bit
+// patterns (NewWeightBF16). In the default build its products run on the
+// kernels package with the weight packed into the micro-kernel's layout: a
+// float32 weight once, at its first use (Data must not change after that),
+// a bfloat16 weight when it is made, keeping only the packed bfloat16 copy;
+// bfloat16 values are widened to float32 inside the product and summed in
+// float32, so the result is bitwise that of the float32 weight holding the
+// same values. With the openblas tag products run on gorgonia's tensor
+// engine and OpenBLAS, a bfloat16 weight widened block by block per call.
 type Weight struct {
 	Out, In int
 	Data    []float32
+	// BF16 holds the bfloat16 weights while they are not packed (always
+	// in the openblas build); nil for a float32 weight.
+	BF16 []uint16
 
 	packOnce sync.Once
 	packed   *kernels.PackedB
+	half     bool // a bfloat16 weight
+}
+
+// NewWeightBF16 makes a weight of out*in bfloat16 values (bit patterns,
+// [out, in] row-major). The default build packs it at once and drops bits.
+func NewWeightBF16(bits []uint16, out, in int) (*Weight, error) {
+	if out < 0 || in < 0 {
+		return nil, fmt.Errorf("weight shape [%d, %d] is negative", out, in)
+	}
+	if len(bits) != out*in {
+		return nil, fmt.Errorf("weight shape [%d, %d] needs %d values, got %d", out, in, out*in, len(bits))
+	}
+	w := &Weight{Out: out, In: in, BF16: bits, half: true}
+	w.prepareBF16()
+	return w, nil
+}
+
+// NewWeightBF16From makes a bfloat16 weight read piecewise: rows(lo, hi)
+// returns rows [lo, hi) as bfloat16 bits. The default build packs each
+// piece as it arrives, so only the packed weight and one piece of a few MiB
+// are held at once; the openblas build reads all rows in one piece.
+func NewWeightBF16From(out, in int, rows func(lo, hi int) ([]uint16, error)) (*Weight, error) {
+	if out < 0 || in < 0 {
+		return nil, fmt.Errorf("weight shape [%d, %d] is negative", out, in)
+	}
+	return newWeightBF16From(out, in, rows)
+}
+
+// IsBF16 reports whether the weight holds bfloat16 values.
+func (w *Weight) IsBF16() bool { return w.half }
+
+// Row writes row i of the weight ([In] values) into dst as float32, from
+// whichever copy the weight holds.
+func (w *Weight) Row(i int, dst []float32) {
+	switch {
+	case w.Data != nil:
+		copy(dst[:w.In], w.Data[i*w.In:(i+1)*w.In])
+	case w.BF16 != nil:
+		kernels.BF16ToF32(dst[:w.In], w.BF16[i*w.In:(i+1)*w.In])
+	default:
+		w.packOnce.Do(func() {}) // packed before Data and BF16 were dropped
+		w.packed.Col(i, dst)
+	}
+}
+
+// Bytes returns the memory the weight holds: its values and, once packed,
+// the packed copy.
+func (w *Weight) Bytes() int64 {
+	n := 4*int64(len(w.Data)) + 2*int64(len(w.BF16))
+	if w.packed != nil {
+		n += w.packed.Bytes()
+	}
+	return n
 }
 
 // NewWeight checks that data holds out*in values.

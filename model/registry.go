@@ -132,7 +132,8 @@ func newGemma3(cfg Config) (Architecture, error) {
 		return nil, fmt.Errorf("%w: gemma3 uses activation %q, got %q", ErrInvalidConfig, ActGELUTanh, cfg.Activation)
 	}
 	// The scale is rounded to the embedding dtype, as Hugging Face does; the
-	// engine holds embeddings in float32, so it is float32(sqrt(dim)).
+	// engine computes embeddings in float32 (bf16 weights are widened
+	// first), so it is float32(sqrt(dim)).
 	return &Gemma3{cfg: cfg, embedScale: float32(math.Sqrt(float64(cfg.Dim)))}, nil
 }
 

@@ -51,6 +51,8 @@ SKIP=(
 	"scripts/soak.sh|a 3-minute soak (scripts/soak.sh -d 30s is the short form)"
 	"scripts/dist_prefill.sh|serves a model as 4 processes in shaped namespaces and as one process, every codec and length: 6 min (Stories110M shape, 3 reps) to 20 min (Gemma 3 1B shape) on 2 cores; scripts/lossy_link_drill.sh and scripts/mpirun-smoke.sh, which .ci/run runs, cover the same processes"
 	"-fuzztime 60s|a 60 s fuzz run; .ci/run fuzzes every target with 10000 inputs"
+	"synthetic:gemma3-4b --tp 4 --weights-dtype f32|shows the refusal of a model that does not fit: it exits with status 2 by design, before listening"
+	"scripts/membench.sh|generates a 1B- or 4B-parameter synthetic Gemma 3 and prefills 2048 tokens: 1.5-10 min each on 2 cores and up to 9 GB of memory"
 )
 
 work=$(mktemp -d)

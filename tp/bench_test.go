@@ -61,7 +61,11 @@ func llama100M() model.Config {
 }
 
 func benchPrefill(b *testing.B, src weights.Source, size int, seq []int) {
-	e, err := NewEngine(src, EngineConfig{TP: size, TPU: "v5e"})
+	benchPrefillDType(b, src, size, "", seq)
+}
+
+func benchPrefillDType(b *testing.B, src weights.Source, size int, dtype string, seq []int) {
+	e, err := NewEngine(src, EngineConfig{TP: size, TPU: "v5e", WeightsDType: dtype})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,6 +140,22 @@ func BenchmarkPrefillLlama110M(b *testing.B) {
 	for _, size := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("tp=%d/blas=%s", size, model.BLAS), func(b *testing.B) {
 			benchPrefill(b, src, size, tokens512(cfg.Vocab))
+		})
+	}
+}
+
+// BenchmarkPrefillWeightsDType: the 512-token prefill of the synthetic
+// 110M-parameter Llama at tp 1 with f32 and with bf16 weights (which the
+// kernels widen per K block): what holding half the bytes costs in speed.
+func BenchmarkPrefillWeightsDType(b *testing.B) {
+	cfg := llama100M()
+	src, err := weights.Synthetic(cfg, 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, dtype := range []string{"f32", "bf16"} {
+		b.Run("dtype="+dtype, func(b *testing.B) {
+			benchPrefillDType(b, src, 1, dtype, tokens512(cfg.Vocab))
 		})
 	}
 }

@@ -379,6 +379,7 @@ func RunWorker(ctx context.Context, src weights.Source, cfg EngineConfig, node *
 		return err
 	}
 	e.LoadStats().Log(log)
+	log.Info("shard loaded", "ranks", cl.local, "weights_dtype", e.dtype)
 	for {
 		msg, err := node.RecvControl(ctx, 0)
 		if err != nil {

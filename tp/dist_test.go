@@ -210,3 +210,40 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// TestDistBF16 runs the multi-process path with bf16 weights and the
+// vocab-parallel embedding (every node holds only its ranks' vocab rows and
+// the embedding exchange crosses the sockets): int8 answers bitwise those
+// of the in-process engine, f32 within 1e-5.
+func TestDistBF16(t *testing.T) {
+	seqs := [][]int{greedyIDs(t)[:100], {1, 403, 407, 261, 378}}
+	ecfg := EngineConfig{FallbackElems: -1, WeightsDType: "bf16"}
+	g := startDist(t, 4, 2, ecfg)
+	ecfg.TP, ecfg.TPU = 4, "v5e"
+	ref, err := NewEngine(stories(t), ecfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.driver.WeightsDType() != "bf16" {
+		t.Fatalf("driver holds %s weights", g.driver.WeightsDType())
+	}
+	for _, codec := range []collective.CodecKind{collective.CodecF32, collective.CodecInt8} {
+		opts := PrefillOptions{Codec: codec, TopK: 3}
+		want, err := ref.Prefill(context.Background(), seqs, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := g.driver.Prefill(context.Background(), seqs, opts)
+		if err != nil {
+			t.Fatalf("%s: %v", codec, err)
+		}
+		for i := range seqs {
+			for j, w := range want.Seqs[i].TokenLogprobs {
+				h := got.Seqs[i].TokenLogprobs[j]
+				if d := math.Abs(float64(w - h)); d > 1e-5 || (codec != collective.CodecF32 && d != 0) {
+					t.Fatalf("%s seq %d pos %d: %v vs in-process %v", codec, i, j, h, w)
+				}
+			}
+		}
+	}
+}

@@ -61,6 +61,11 @@ type EngineConfig struct {
 	// Exec is how the simulated TPU executes the model's operations (package
 	// cost); the zero value is the baseline execution.
 	Exec cost.Exec
+
+	// WeightsDType is the dtype the linear layers and the LM head are held
+	// in: "f32", "bf16" (products widen to float32 and sum in float32), or
+	// "" for the source's stored dtype (weights.StoredDType).
+	WeightsDType string
 }
 
 // AllReduceOptions are the options every AllReduce of a prefill with opts
@@ -175,6 +180,7 @@ type rank struct {
 	comm     communicator
 	blocks   []model.Block
 	head     *model.Weight // LM head rows [vlo, vhi), [vhi-vlo, dim]
+	emb      *model.Weight // embedding rows [vlo, vhi); head itself when tied
 	vlo, vhi int
 
 	opts  []collective.Options // of the running batch, per reduction site
@@ -205,7 +211,7 @@ type Engine struct {
 	ecfg    EngineConfig
 	cl      cluster
 	ranks   []*rank
-	embed   []float32 // [vocab, dim], replicated
+	dtype   string    // of the weight matrices: weights.DTypeF32 or DTypeBF16
 	final   []float32 // [dim]
 	closed  bool
 	broken  error // set when the group could not be rebuilt after a failure
@@ -216,6 +222,9 @@ type Engine struct {
 
 // Config returns the model configuration the engine serves.
 func (e *Engine) Config() model.Config { return e.cfg }
+
+// WeightsDType returns the dtype the weight matrices are held in.
+func (e *Engine) WeightsDType() string { return e.dtype }
 
 // TP returns the tensor-parallel degree.
 func (e *Engine) TP() int { return e.ecfg.TP }
@@ -246,18 +255,16 @@ func newEngine(src weights.Source, ecfg EngineConfig, cl cluster, cm *cost.Model
 		}
 	}
 	e := &Engine{cfg: cfg, arch: arch, ecfg: ecfg, cl: cl}
+	if e.dtype, err = weights.ParseDType(ecfg.WeightsDType); err != nil {
+		return nil, fmt.Errorf("tp: %w", err)
+	}
+	if e.dtype == "" {
+		e.dtype = weights.StoredDType(src)
+	}
 	if err := e.checkInvariant(); err != nil {
 		return nil, err
 	}
 	shared := startLoad(src) // the replicated tensors are read through shared.src
-	emb, err := shared.src.Tensor("embed")
-	if err != nil {
-		return nil, fmt.Errorf("tp: embed: %w", err)
-	}
-	if len(emb.Data) != cfg.Vocab*cfg.Dim {
-		return nil, fmt.Errorf("tp: embed has %d values, want %d", len(emb.Data), cfg.Vocab*cfg.Dim)
-	}
-	e.embed = emb.Data
 	fn, err := readVec(shared.src, "final_norm", cfg.Dim)
 	if err != nil {
 		return nil, err
@@ -352,15 +359,32 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 		return err
 	}
 	hlo, hhi := SplitRange(cfg.HiddenDim, rk.size, rk.id)
+	bf16 := e.dtype == weights.DTypeBF16
 	rows := func(l int, short string, lo, hi int) (*model.Weight, error) {
-		t, err := src.Rows(fmt.Sprintf("layers.%d.%s", l, short), lo, hi)
+		name := fmt.Sprintf("layers.%d.%s", l, short)
+		if bf16 {
+			w, err := bf16Rows(src, name, lo, hi, cfg.Dim)
+			if err != nil {
+				return nil, fmt.Errorf("layer %d: missing %s: %w", l, short, err)
+			}
+			return w, nil
+		}
+		t, err := src.Rows(name, lo, hi)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: missing %s: %w", l, short, err)
 		}
 		return model.NewWeight(t.Data, hi-lo, cfg.Dim)
 	}
 	cols := func(l int, short string, lo, hi int) (*model.Weight, error) {
-		t, err := src.Cols(fmt.Sprintf("layers.%d.%s", l, short), lo, hi)
+		name := fmt.Sprintf("layers.%d.%s", l, short)
+		if bf16 {
+			h, err := weights.ColsBF16(src, name, lo, hi)
+			if err != nil {
+				return nil, fmt.Errorf("layer %d: missing %s: %w", l, short, err)
+			}
+			return model.NewWeightBF16(h, cfg.Dim, hi-lo)
+		}
+		t, err := src.Cols(name, lo, hi)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: missing %s: %w", l, short, err)
 		}
@@ -403,26 +427,79 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 			return fmt.Errorf("tp rank %d: %w", rk.id, err)
 		}
 	}
-	// LM head: vocab-parallel, each rank owns a contiguous range of vocab
-	// rows; the log-softmax statistics are combined exactly afterwards.
+	// LM head and embedding: vocab-parallel, each rank owns a contiguous
+	// range of vocab rows of both (the same rows, one matrix, when they are
+	// tied); the log-softmax statistics are combined exactly afterwards, the
+	// embeddings by an exact exchange at the start of each batch (embed).
 	rk.vlo, rk.vhi = SplitRange(cfg.Vocab, rk.size, rk.id)
-	var head []float32
-	if cfg.TiedEmbeddings {
-		head = e.embed[rk.vlo*cfg.Dim : rk.vhi*cfg.Dim]
-	} else {
-		t, err := src.Rows("lm_head", rk.vlo, rk.vhi)
+	vocabRows := func(name string) (*model.Weight, error) {
+		if bf16 {
+			return bf16Rows(src, name, rk.vlo, rk.vhi, cfg.Dim)
+		}
+		t, err := src.Rows(name, rk.vlo, rk.vhi)
 		if err != nil {
-			return fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)
+			return nil, err
 		}
-		if len(t.Data) != (rk.vhi-rk.vlo)*cfg.Dim {
-			return fmt.Errorf("tp rank %d: lm_head slice has %d values, want %d", rk.id, len(t.Data), (rk.vhi-rk.vlo)*cfg.Dim)
-		}
-		head = t.Data
+		// A Weight, so the kernels pack it once rather than per row chunk.
+		return model.NewWeight(t.Data, rk.vhi-rk.vlo, cfg.Dim)
 	}
-	// A Weight, so the kernels pack it once rather than per row chunk.
-	rk.head, err = model.NewWeight(head, rk.vhi-rk.vlo, cfg.Dim)
-	if err != nil {
+	if rk.emb, err = vocabRows("embed"); err != nil {
+		return fmt.Errorf("tp rank %d: embed: %w", rk.id, err)
+	}
+	if cfg.TiedEmbeddings {
+		rk.head = rk.emb
+	} else if rk.head, err = vocabRows("lm_head"); err != nil {
 		return fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)
+	}
+	return nil
+}
+
+// bf16Rows reads rows [lo, hi) of a matrix as a bfloat16 weight, packed
+// piece by piece as it is read.
+func bf16Rows(src weights.Source, name string, lo, hi, in int) (*model.Weight, error) {
+	return model.NewWeightBF16From(hi-lo, in, func(a, b int) ([]uint16, error) {
+		return weights.RowsBF16(src, name, lo+a, lo+b)
+	})
+}
+
+// embed writes the input embeddings of ids into x ([len(ids), dim]). Each
+// rank holds the embedding rows of its vocab range only (Megatron's
+// VocabParallelEmbedding): it writes the rows of the ids it owns (scaled as
+// the architecture scales them) and -0 elsewhere, and an f32 AllReduce sums
+// the ranks' buffers. Every value is then its owner's value plus -0 from
+// every other rank, which IEEE addition leaves bitwise unchanged (x + -0 = x
+// for every x, signed zeros included), so the result is bitwise the
+// replicated lookup whatever codec or policy the batch's other reductions
+// use. The exchange is untimed: the simulated devices price the lookup as
+// a replicated gather (cost.Embed), as a TPU holding the whole table would
+// run it.
+func (e *Engine) embed(ctx context.Context, rk *rank, x []float32, ids []int) error {
+	d := e.cfg.Dim
+	row := make([]float32, d)
+	negZero := float32(math.Copysign(0, -1))
+	for i, id := range ids {
+		o := x[i*d : (i+1)*d]
+		if id < rk.vlo || id >= rk.vhi {
+			for j := range o {
+				o[j] = negZero
+			}
+			continue
+		}
+		rk.emb.Row(id-rk.vlo, row)
+		e.arch.Embed(o, row, []int{0})
+	}
+	if rk.size == 1 {
+		return nil
+	}
+	o := collective.Options{
+		Codec: collective.CodecF32, Algorithm: e.ecfg.Algorithm, SegmentElems: e.ecfg.SegmentElems,
+		FallbackElems: -1, Timeout: e.ecfg.Timeout, Untimed: true,
+	}
+	if e.ecfg.BatchInvariant {
+		o.RowElems, o.PlanRows = d, e.ecfg.PlanRows
+	}
+	if _, err := rk.comm.AllReduce(ctx, x, o); err != nil {
+		return fmt.Errorf("tp rank %d: embedding exchange (%d values): %w", rk.id, len(x), err)
 	}
 	return nil
 }
@@ -660,7 +737,9 @@ func (e *Engine) runRank(ctx context.Context, rk *rank, in *batchIn, k int, full
 	cfg := e.cfg
 	n, d := in.b.N, cfg.Dim
 	x := make([]float32, n*d)
-	e.arch.Embed(x, e.embed, in.ids)
+	if err := e.embed(ctx, rk, x, in.ids); err != nil {
+		return nil, err
+	}
 	rk.Charge(cost.Program()...)
 	rk.Charge(cost.Embed(n, d)...)
 	st := model.NewState(in.b, x, rk)

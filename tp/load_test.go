@@ -70,8 +70,8 @@ func writeLlamaCheckpoint(t testing.TB, cfg model.Config, dtype string) string {
 
 // TestLoadStatsPerRank builds a tp-4 engine from a bf16 safetensors
 // checkpoint and checks the bytes each rank read: exactly its quarter of
-// every layer matrix and of the LM head; the replicated embedding and norms
-// are read once, outside the ranks. The engine's output matches an engine
+// every layer matrix, of the LM head and of the (untied, vocab-parallel)
+// embedding; the replicated norms are read once, outside the ranks. The engine's output matches an engine
 // over the same weights held in memory.
 func TestLoadStatsPerRank(t *testing.T) {
 	cfg := model.Config{Arch: "llama", Dim: 64, HiddenDim: 128, Layers: 2, Heads: 8, KVHeads: 4, HeadDim: 8,
@@ -91,8 +91,8 @@ func TestLoadStatsPerRank(t *testing.T) {
 	st := e.LoadStats()
 	d, q, kv, h := int64(cfg.Dim), int64(cfg.Heads*cfg.HeadDim), int64(cfg.KVHeads*cfg.HeadDim), int64(cfg.HiddenDim)
 	perLayer := (q*d + 2*kv*d + d*q + 3*h*d) / size
-	wantRank := 2 * (int64(cfg.Layers)*perLayer + int64(cfg.Vocab)*d/size)
-	wantShared := 2 * (int64(cfg.Vocab)*d + d + int64(cfg.Layers)*2*d)
+	wantRank := 2 * (int64(cfg.Layers)*perLayer + 2*int64(cfg.Vocab)*d/size)
+	wantShared := 2 * (d + int64(cfg.Layers)*2*d)
 	if !st.Counted || len(st.Ranks) != size {
 		t.Fatalf("load stats %+v: want counted, %d ranks", st, size)
 	}

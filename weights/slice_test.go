@@ -280,8 +280,8 @@ func TestSyntheticInvalidConfig(t *testing.T) {
 	}
 }
 
-// TestSyntheticSlicesAcrossBlocks checks slices that start, end and cross
-// inside the column blocks synthetic values are drawn in.
+// TestSyntheticSlicesAcrossBlocks checks column slices at odd offsets
+// against the full tensor.
 func TestSyntheticSlicesAcrossBlocks(t *testing.T) {
 	cfg := tinyLlamaCfg
 	cfg.Dim, cfg.Heads, cfg.KVHeads, cfg.HeadDim = 600, 2, 1, 8
@@ -336,5 +336,44 @@ func TestSyntheticParallelFill(t *testing.T) {
 	}
 	if diff := tensorDiff(&Tensor{Name: "embed", Shape: full.Shape, Data: pieces}, full); diff != "" {
 		t.Errorf("parallel and sequential generation differ:\n%s", diff)
+	}
+}
+
+// TestSyntheticParallelCols checks that large column and row slices, which
+// are generated in pieces on several goroutines, equal the same slices of
+// the full tensor generated in one piece per row.
+func TestSyntheticParallelCols(t *testing.T) {
+	cfg := tinyLlamaCfg
+	cfg.Vocab, cfg.Dim, cfg.Heads, cfg.KVHeads, cfg.HeadDim = 3001, 600, 2, 1, 8
+	src, err := Synthetic(cfg, 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := src.(*synthetic)
+	shape := s.shapes["embed"]
+	rows, cols := shape[0], shape[1]
+	want := make([]float32, rows*cols)
+	key := s.synthKey("embed")
+	for r := range rows {
+		s.fill(key, shape, r, 0, cols, want[r*cols:(r+1)*cols])
+	}
+	for _, c := range [][2]int{{0, 600}, {7, 599}, {300, 301}} {
+		got, err := s.Cols("embed", c[0], c[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := c[1] - c[0]
+		for r := range rows {
+			if !slices.Equal(got.Data[r*w:(r+1)*w], want[r*cols+c[0]:r*cols+c[1]]) {
+				t.Fatalf("Cols(%d, %d) row %d differs from the full tensor", c[0], c[1], r)
+			}
+		}
+	}
+	got, err := s.Rows("embed", 1, 2999)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Data, want[cols:2999*cols]) {
+		t.Errorf("Rows(1, 2999) differs from the full tensor")
 	}
 }

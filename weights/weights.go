@@ -3,6 +3,10 @@
 // (Llama and Gemma 3, single file or sharded) and deterministic synthetic
 // weights for shapes that have no checkpoint.
 //
+// RowsBF16 and ColsBF16 read the same slices rounded to bfloat16 for
+// engines that hold their weights in bf16 (exactly the stored values for a
+// BF16 checkpoint), and StoredDType says which a source holds as stored.
+//
 // Readers trust nothing in a file: header sizes, tensor counts, dtypes,
 // shapes and offsets are checked against the file before any tensor is
 // decoded, and a tensor is decoded only when it is asked for. Rows and Cols

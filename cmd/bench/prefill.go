@@ -30,9 +30,8 @@ func init() {
 	register("prefill", "price a tensor-parallel prefill on the TPU cost model (and run it on the CPU unless --dry-run)", runPrefillCmd)
 }
 
-// defaultMaxWeightBytes bounds the float32 weights a real (not dry) run may
-// hold: the engine keeps every rank's slices plus the replicated embedding
-// in memory.
+// defaultMaxWeightBytes bounds the weights (in --weights-dtype) a real (not
+// dry) run may hold: the engine keeps every rank's slices in memory.
 const defaultMaxWeightBytes = 1 << 30
 
 // pfConfig is one prefill sweep: every model x TPU x topology x tokens x
@@ -52,6 +51,7 @@ type pfConfig struct {
 	Invariant  bool // batch-invariant reductions (EngineConfig.BatchInvariant)
 	Reps       int
 	MaxWeight  int64
+	DType      string // weights dtype of real runs: f32 or bf16
 	Seed       int64
 	RepoRoot   string    // where configs/models lives; "" = search upward from the working directory
 	Exec       cost.Exec // how the simulated TPU executes the operations
@@ -117,7 +117,8 @@ func runPrefillCmd(args []string, stdout io.Writer) error {
 	invariant := fs.Bool("batch-invariant", false, "batch-invariant reductions (the server's --batch-invariant): row-aligned blocks, stripe layout, plans fixed at the batch's token count")
 	overlap := fs.Bool("overlap", false, "also price the two-micro-batch schedule in which AllReduces overlap independent compute (perfmodel.OverlapPrice)")
 	reps := fs.Int("reps", 1, "real runs: prefills per row; the median wall time is reported")
-	maxWeight := fs.Int64("max-weight-bytes", defaultMaxWeightBytes, "real runs: refuse models whose float32 weights exceed this many bytes")
+	maxWeight := fs.Int64("max-weight-bytes", defaultMaxWeightBytes, "real runs: refuse models whose weights (in --weights-dtype) exceed this many bytes")
+	dtype := fs.String("weights-dtype", "f32", "real runs: hold the synthetic weights as f32 or bf16")
 	seed := fs.Int64("seed", 1, "seed of synthetic weights and of the token ids")
 	jsonOut := fs.String("json", "", "write rows as a JSON array to this file")
 	mdOut := fs.String("markdown", "", "write the rows as Markdown tables to this file (a pivot of speedup vs bf16 by tp degree, then every row)")
@@ -135,7 +136,7 @@ func runPrefillCmd(args []string, stdout io.Writer) error {
 	}
 	cfg := pfConfig{Models: splitList(*models), TPUs: splitList(*tpus), Topologies: splitList(*topos), Seqs: *seqs,
 		Algorithm: collective.Algorithm(*algo), Segment: *seg, Fallback: *fallback, DryRun: *dry, Overlap: *overlap, Invariant: *invariant,
-		Reps: *reps, MaxWeight: *maxWeight, Seed: *seed, Exec: exec}
+		Reps: *reps, MaxWeight: *maxWeight, DType: *dtype, Seed: *seed, Exec: exec}
 	for _, s := range splitList(*tokens) {
 		n, err := parseCount(s)
 		if err != nil {
@@ -199,6 +200,9 @@ func (c pfConfig) validate() error {
 	}
 	if c.Reps < 1 {
 		return fmt.Errorf("--reps %d: want at least 1", c.Reps)
+	}
+	if c.DType != "" && c.DType != weights.DTypeF32 && c.DType != weights.DTypeBF16 {
+		return fmt.Errorf("--weights-dtype %q: want f32 or bf16", c.DType)
 	}
 	return nil
 }
@@ -266,10 +270,14 @@ func runPrefillSweep(ctx context.Context, cfg pfConfig) ([]pfRow, []string, erro
 		if err != nil {
 			return nil, nil, err
 		}
-		weightBytes := 4 * mc.Params()
+		per := int64(4)
+		if cfg.DType == weights.DTypeBF16 {
+			per = 2
+		}
+		weightBytes := per * mc.Params()
 		if !cfg.DryRun && weightBytes > cfg.MaxWeight {
-			return nil, nil, fmt.Errorf("model %s: %d parameters = %d bytes of float32 weights exceed --max-weight-bytes %d; use --dry-run to price it from shapes",
-				mc.Name, mc.Params(), weightBytes, cfg.MaxWeight)
+			return nil, nil, fmt.Errorf("model %s: %d parameters = %d bytes of %s weights exceed --max-weight-bytes %d; use --dry-run to price it from shapes",
+				mc.Name, mc.Params(), weightBytes, cfg.DType, cfg.MaxWeight)
 		}
 		for _, tname := range cfg.TPUs {
 			prof, err := tpu.LoadProfile(tname)
@@ -312,7 +320,7 @@ func prefillGroup(ctx context.Context, cfg pfConfig, mc model.Config, prof tpu.P
 		tokens += L
 	}
 	ecfg := tp.EngineConfig{TP: size, Topology: topo.String(), TPU: prof.Name, Algorithm: cfg.Algorithm,
-		SegmentElems: cfg.Segment, FallbackElems: cfg.Fallback, Exec: cfg.Exec, BatchInvariant: cfg.Invariant, PlanRows: tokens}
+		SegmentElems: cfg.Segment, FallbackElems: cfg.Fallback, Exec: cfg.Exec, BatchInvariant: cfg.Invariant, PlanRows: tokens, WeightsDType: cfg.DType}
 	var eng *tp.Engine
 	if !cfg.DryRun {
 		src, err := weightSource(mc, cfg.Seed)

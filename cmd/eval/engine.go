@@ -24,7 +24,7 @@ func newEngineBackend(c *common, tok localTokenizer) (*evalharness.EngineBackend
 	if err != nil {
 		return nil, nil, fmt.Errorf("load model %s: %w", name, err)
 	}
-	eng, err := tp.NewEngine(src, tp.EngineConfig{TP: c.tp, Topology: c.topology, TPU: c.tpu, FallbackElems: c.fallback, BatchInvariant: c.invariant, PlanRows: c.tokenBudget})
+	eng, err := tp.NewEngine(src, tp.EngineConfig{TP: c.tp, Topology: c.topology, TPU: c.tpu, FallbackElems: c.fallback, BatchInvariant: c.invariant, PlanRows: c.tokenBudget, WeightsDType: c.weightsDType})
 	if err != nil {
 		return nil, nil, fmt.Errorf("build engine: %w", err)
 	}

@@ -76,24 +76,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // common are the flags shared by the scoring commands.
 type common struct {
-	allreduce   string
-	blockSizes  string
-	pairs       string
-	tp          int
-	topology    string
-	tpu         string
-	server      string
-	modelPath   string
-	tokPath     string
-	tokenBudget int
-	maxSeqs     int
-	topK        int
-	fallback    int
-	jsonOut     string
-	quiet       bool
-	invariant   bool
-	concurrency int
-	policyFile  string
+	allreduce    string
+	blockSizes   string
+	pairs        string
+	tp           int
+	topology     string
+	tpu          string
+	server       string
+	modelPath    string
+	tokPath      string
+	tokenBudget  int
+	maxSeqs      int
+	topK         int
+	fallback     int
+	jsonOut      string
+	quiet        bool
+	invariant    bool
+	weightsDType string
+	concurrency  int
+	policyFile   string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -105,6 +106,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.tpu, "tpu", "v5e", "TPU generation profile for the simulated clock")
 	fs.StringVar(&c.server, "server", "", "score through a running server at this base URL instead of in process")
 	fs.StringVar(&c.modelPath, "model", "", "llama2.c checkpoint; empty = the embedded stories260K")
+	fs.StringVar(&c.weightsDType, "weights-dtype", "f32", "in-process scorer: hold the weight matrices as f32 or bf16 (bf16 rounds each weight to nearest even)")
 	fs.StringVar(&c.tokPath, "tokenizer", "", "llama2.c tokenizer file; empty = the embedded tok512")
 	fs.IntVar(&c.tokenBudget, "token-budget", 2048, "tokens per prefill call (per HTTP request with --server)")
 	fs.IntVar(&c.maxSeqs, "max-batch", 32, "sequences per prefill call (per HTTP request with --server; keep within the server's batch and prompt limits)")

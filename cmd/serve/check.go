@@ -82,10 +82,17 @@ func (c *Config) checkMesh() error {
 }
 
 // checkModel reads only the model's configuration and checks that --tp
-// shards it: every rank must get whole attention heads. It runs before the
+// shards it (every rank must get whole attention heads) and that the
+// memory it needs fits --max-memory. It runs before the
 // server listens, so a bad --tp or --model is a usage error, not a server
 // that starts and then stops.
 func (c *Config) checkModel() (model.Config, error) {
+	mc, _, err := c.checkModelPlan()
+	return mc, err
+}
+
+// checkModelPlan is checkModel that also returns the memory plan.
+func (c *Config) checkModelPlan() (model.Config, *memoryPlan, error) {
 	var (
 		src weights.Source
 		err error
@@ -100,7 +107,7 @@ func (c *Config) checkModel() (model.Config, error) {
 		st, serr := os.Stat(c.Model)
 		switch {
 		case serr != nil:
-			return model.Config{}, usagef("--model: %v", serr)
+			return model.Config{}, nil, usagef("--model: %v", serr)
 		case st.IsDir() || strings.HasSuffix(c.Model, ".safetensors"):
 			src, err = weights.OpenSafetensors(c.Model)
 		default:
@@ -108,16 +115,20 @@ func (c *Config) checkModel() (model.Config, error) {
 		}
 	}
 	if err != nil {
-		return model.Config{}, usagef("--model %s: %v", c.Model, err)
+		return model.Config{}, nil, usagef("--model %s: %v", c.Model, err)
 	}
 	defer src.Close()
 	mc := src.Config()
 	for r := range c.TP {
 		if _, err := tp.HeadShard(mc, c.TP, r); err != nil {
-			return model.Config{}, usagef("--tp %d does not shard the model: %v", c.TP, strings.TrimPrefix(err.Error(), fmt.Sprintf("tp %d: ", c.TP)))
+			return model.Config{}, nil, usagef("--tp %d does not shard the model: %v", c.TP, strings.TrimPrefix(err.Error(), fmt.Sprintf("tp %d: ", c.TP)))
 		}
 	}
-	return mc, nil
+	plan, err := c.planMemory(mc, weights.StoredDType(src))
+	if err != nil {
+		return model.Config{}, nil, err
+	}
+	return mc, plan, nil
 }
 
 // logStartup names the build and the serving defaults before the model

@@ -28,6 +28,11 @@ var badArgs = []struct {
 	{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
 	{[]string{"--tp", "x"}, `invalid value "x" for flag -tp`},
 	{[]string{"stray"}, `unexpected arguments ["stray"]`},
+	{[]string{"--weights-dtype", "fp8"}, `--weights-dtype: weights dtype "fp8": want f32 or bf16`},
+	{[]string{"--max-memory", "lots"}, `--max-memory: size "lots"`},
+	{[]string{"--max-memory", "-5GB"}, `--max-memory: size "-5GB"`},
+	{[]string{"--max-memory", "1MiB"}, "more than 1.0 MiB (--max-memory 1MiB)"},
+	{[]string{"--model", "synthetic:gemma3-4b", "--max-memory", "8GiB", "--weights-dtype", "bf16"}, "the model needs"},
 }
 
 // validateArgs is what run does before it listens.
@@ -52,7 +57,8 @@ func TestBadSettingsAreUsageErrors(t *testing.T) {
 			t.Errorf("%q: message %q, want one line containing %q", tc.args, err, tc.want)
 		}
 	}
-	for _, ok := range [][]string{nil, {"--tp", "8"}, {"--tp", "2", "--topology", "torus:1x2", "--tpu", "v6e"}, {"--tp", "1"}} {
+	for _, ok := range [][]string{nil, {"--tp", "8"}, {"--tp", "2", "--topology", "torus:1x2", "--tpu", "v6e"}, {"--tp", "1"},
+		{"--max-memory", "512MiB", "--weights-dtype", "bf16"}, {"--max-memory", "1e9"}} {
 		if err := validateArgs(ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}

@@ -46,6 +46,13 @@ type Config struct {
 	Model     string `json:"model"`     // llama2.c .bin file or Hugging Face directory; "" = built-in stories260K
 	Tokenizer string `json:"tokenizer"` // tokenizer file or directory; "" = the model's own
 	ModelName string `json:"model_name"`
+	// WeightsDType holds the weight matrices as "f32" or "bf16"; "" = as
+	// stored (bf16 checkpoints bf16, the rest f32).
+	WeightsDType string `json:"weights_dtype"`
+	// MaxMemory is the most this process may need (weights, a batch in
+	// flight, runtime), e.g. "8GiB" or "500MB"; "" = the available memory
+	// less a margin. A model that needs more is refused before loading.
+	MaxMemory string `json:"max_memory"`
 
 	TP        int    `json:"tp"`
 	Topology  string `json:"topology"` // "" = ring:<tp>
@@ -154,6 +161,8 @@ func bindFlags(fs *flag.FlagSet, c *Config, configPath *string, noBatching, vers
 	fs.StringVar(&c.Model, "model", c.Model, "llama2.c .bin checkpoint or Hugging Face safetensors directory (empty = built-in stories260K)")
 	fs.StringVar(&c.Tokenizer, "tokenizer", c.Tokenizer, "tokenizer file or directory (empty = the model's own)")
 	fs.StringVar(&c.ModelName, "model-name", c.ModelName, "model name in responses (empty = derived from --model)")
+	fs.StringVar(&c.WeightsDType, "weights-dtype", c.WeightsDType, "hold the weight matrices as f32 or bf16 (empty = as stored: bf16 checkpoints bf16, llama2.c files and synthetic weights f32)")
+	fs.StringVar(&c.MaxMemory, "max-memory", c.MaxMemory, "refuse to start when the model needs more than this (e.g. 8GiB, 500MB; empty = available memory less a margin)")
 	fs.IntVar(&c.TP, "tp", c.TP, "tensor-parallel degree (number of emulated devices)")
 	fs.StringVar(&c.Topology, "topology", c.Topology, "device topology, e.g. ring:4 or torus:2x2 (empty = ring:<tp>)")
 	fs.StringVar(&c.TPU, "tpu", c.TPU, "TPU generation profile of the simulated clock")
@@ -278,6 +287,14 @@ func (c *Config) validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
+	}
+	if err := c.checkDType(); err != nil {
+		return err
+	}
+	if c.MaxMemory != "" {
+		if _, err := parseSize(c.MaxMemory); err != nil {
+			return fmt.Errorf("--max-memory: %v", err)
+		}
 	}
 	if c.AllReducePolicies != "" {
 		ps, err := tp.LoadPolicies(c.AllReducePolicies)

@@ -188,7 +188,7 @@ func listenNode(cfg *Config, name string, mc model.Config, log *slog.Logger) (*t
 func (c *Config) engineConfig() tp.EngineConfig {
 	return tp.EngineConfig{TP: c.TP, Topology: c.Topology, TPU: c.TPU, Algorithm: collective.Algorithm(c.Algorithm),
 		FallbackElems: c.FallbackElems, Timeout: time.Duration(c.AllReduceTimeout),
-		BatchInvariant: c.BatchInvariant, PlanRows: c.BatchTokenBudget}
+		BatchInvariant: c.BatchInvariant, PlanRows: c.BatchTokenBudget, WeightsDType: c.WeightsDType}
 }
 
 // newDriverEngine is node 0's engine: it opens the data plane, lets the

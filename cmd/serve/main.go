@@ -71,13 +71,15 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := cfg.checkModel(); err != nil {
+	_, plan, err := cfg.checkModelPlan()
+	if err != nil {
 		return err
 	}
 	log := newLogger(&cfg, stderr)
 	slog.SetDefault(log)
 	gin.SetMode(gin.ReleaseMode)
 	logStartup(log, &cfg)
+	plan.apply(log)
 	if cfg.Dist.NNodes > 1 && cfg.Dist.NodeRank != 0 {
 		// A worker: no HTTP, only its ranks on the data plane.
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -189,8 +191,8 @@ func loadBackend(cfg *Config, log *slog.Logger) (server.Backend, func(), error) 
 	eng.LoadStats().Log(log)
 	mc := eng.Config()
 	log.Info("model loaded", "name", name, "arch", mc.Arch, "params", mc.Params(),
-		"weights_mib_f32", float64(4*mc.Params())/(1<<20), "layers", mc.Layers,
-		"dim", mc.Dim, "vocab", mc.Vocab, "max_seq_len", mc.MaxSeqLen)
+		"weights_dtype", eng.WeightsDType(), "layers", mc.Layers,
+		"dim", mc.Dim, "vocab", mc.Vocab, "max_seq_len", mc.MaxSeqLen, "peak_rss_bytes", peakRSS())
 	closer := func() {
 		if err := eng.Close(); err != nil {
 			log.Warn("closing the engine", "err", err)
