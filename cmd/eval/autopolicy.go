@@ -147,6 +147,7 @@ func autopolicy(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	sensPath := fs.String("sensitivity", "", "sensitivity report (JSON from eval sensitivity; required)")
 	budget := fs.Float64("budget-kl", 0, "error budget: predicted mean KL from f32 per scored token, summed over sites (required)")
+	headroom := fs.Float64("headroom", 0.1, "fraction of the budget held back: the predicted KL must stay within (1-headroom) x budget, for the calibration set's sampling error and the interaction of coarse sites the sum does not see")
 	name := fs.String("name", "", "policy name (default auto-<budget>)")
 	out := fs.String("out", "", "policy file to write; an existing file's other policies are kept")
 	var t target
@@ -159,6 +160,9 @@ func autopolicy(args []string, stdout, stderr io.Writer) error {
 	}
 	if *sensPath == "" || !(*budget > 0) {
 		return errors.New("autopolicy: --sensitivity and a positive --budget-kl are required")
+	}
+	if !(*headroom >= 0 && *headroom < 1) {
+		return fmt.Errorf("autopolicy: --headroom %g: want a fraction in [0, 1)", *headroom)
 	}
 	if *name == "" {
 		*name = fmt.Sprintf("auto-%g", *budget)
@@ -213,9 +217,10 @@ func autopolicy(args []string, stdout, stderr io.Writer) error {
 		}
 		sites[i] = append(sites[i], choice{set: s, kl: max(r.MeanKL, 0), cost: c * weight[r.Layer]})
 	}
-	pick, _, kl, ok := cheapestWithin(sites, *budget)
+	target := *budget * (1 - *headroom)
+	pick, _, kl, ok := cheapestWithin(sites, target)
 	if !ok {
-		return fmt.Errorf("autopolicy: no assignment fits a budget of %g", *budget)
+		return fmt.Errorf("autopolicy: no assignment fits a budget of %g (%g after headroom %g)", *budget, target, *headroom)
 	}
 	sets := make([]tp.Setting, len(sites))
 	for i, j := range pick {
@@ -236,7 +241,7 @@ func autopolicy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "policy %s (from %s, %d layers): %s\n", pol.Name, *sensPath, rep.Layers, tp.Summary(sets))
-	fmt.Fprintf(stdout, "predicted mean KL from f32: %.3e nats/token (budget %.3e; sum of the measured single-site KLs)\n", kl, *budget)
+	fmt.Fprintf(stdout, "predicted mean KL from f32: %.3e nats/token (budget %.3e, chosen within %.3e after headroom %g; sum of the measured single-site KLs)\n", kl, *budget, target, *headroom)
 	fmt.Fprintf(stdout, "%s on %s %s, %d tokens (layers mapped by relative depth): simulated prefill %.1f us, %.3fx all-bf16 (%.1f us)\n",
 		t.cfg.Name, t.prof.Name, t.topo, t.tokens, est.SerialSeconds*1e6, bf.SerialSeconds/est.SerialSeconds, bf.SerialSeconds*1e6)
 	if *out == "" {
