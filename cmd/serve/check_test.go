@@ -33,6 +33,9 @@ var badArgs = []struct {
 	{[]string{"--max-memory", "-5GB"}, `--max-memory: size "-5GB"`},
 	{[]string{"--max-memory", "1MiB"}, "more than 1.0 MiB (--max-memory 1MiB)"},
 	{[]string{"--model", "synthetic:gemma3-4b", "--max-memory", "8GiB", "--weights-dtype", "bf16"}, "the model needs"},
+	{[]string{"--model", "synthetic:gemma3-4b", "--tp", "4", "--max-memory", "12GiB"}, "as f32, batch of 2048 tokens"},
+	{[]string{"--model", "synthetic:gemma3-4b", "--tp", "4", "--max-memory", "12GiB"}, "with --weights-dtype bf16 it needs 8.05 GiB and would fit"},
+	{[]string{"--model", "synthetic:gemma3-4b", "--tp", "4", "--max-memory", "4GiB"}, "would not fit either"},
 }
 
 // validateArgs is what run does before it listens.

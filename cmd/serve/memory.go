@@ -140,8 +140,23 @@ func (c *Config) planMemory(mc model.Config, stored string) (*memoryPlan, error)
 		p.budget, p.source = defaultMaxMemory(), "available memory less a margin"
 	}
 	if p.budget > 0 && est.Total() > p.budget {
-		return nil, usagef("the model needs %s in this process (weights %s as %s, batch of %d tokens %s, runtime %s) at tp %d, more than %s (%s)",
-			gib(est.Total()), gib(est.Weights()), dtype, c.BatchTokenBudget, gib(est.Working()), gib(est.Runtime), c.TP, gib(p.budget), p.source)
+		hint := ""
+		if dtype == weights.DTypeF32 {
+			// Say whether bf16 weights would fit: the usual way out.
+			if b, err := tp.EstimateMemory(mc, c.TP, weights.DTypeBF16, c.BatchTokenBudget); err == nil {
+				if nodes := c.Dist.NNodes; nodes > 1 && c.TP%nodes == 0 && c.Dist.NodeRank >= 0 && c.Dist.NodeRank < nodes {
+					per := c.TP / nodes
+					b.Ranks = b.Ranks[c.Dist.NodeRank*per : (c.Dist.NodeRank+1)*per]
+				}
+				fits := "would fit"
+				if b.Total() > p.budget {
+					fits = "would not fit either"
+				}
+				hint = fmt.Sprintf("; with --weights-dtype bf16 it needs %s and %s", gib(b.Total()), fits)
+			}
+		}
+		return nil, usagef("the model needs %s in this process (weights %s as %s, batch of %d tokens %s, runtime %s) at tp %d, more than %s (%s)%s",
+			gib(est.Total()), gib(est.Weights()), dtype, c.BatchTokenBudget, gib(est.Working()), gib(est.Runtime), c.TP, gib(p.budget), p.source, hint)
 	}
 	return p, nil
 }
