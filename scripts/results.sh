@@ -26,7 +26,9 @@ hellaswag="data/hellaswag/hellaswag_val_1000.jsonl"
 corpus="data/tinystories/tinystories_val_0000-0799.txt"
 codecs=${CODECS:-f32,bf16,int8,fp8,int6,int4}
 policies=${POLICIES:-1}
-common=(--allreduce "$codecs" --quiet)
+pairs=$(echo "$codecs" | tr ',' '\n' | grep -v '^f32$' | sed 's/$/_vs_f32/' | paste -sd,)
+pairs="$pairs,int8_vs_bf16,int4_vs_bf16"
+common=(--allreduce "$codecs" --pairs "$pairs" --quiet)
 
 # run NAME TITLE ARGS...: one report section into $jdir/NAME.md
 run() {
