@@ -5,11 +5,12 @@
 //   node bench.mjs --model FILE [--tokens 512] [--threads 2,1] [--runs 5]
 //                  [--ctx 1024] [--outputs last,all]
 //
-// --outputs last: evaluateWithoutGeneratingNewTokens (llama.cpp computes no
-// logits for the prompt's positions but the last one it needs, see
-// docs/MODEL.md); all: controlledEvaluate asking for every position's
+// --outputs last: evaluateWithoutGeneratingNewTokens, which flags no
+// position as an output, so llama.cpp runs no LM head (docs/MODEL.md,
+// "Against llama.cpp"); all: controlledEvaluate asking for every position's
 // greedy token and sum of exp(logit - max), so the LM head runs over all
-// positions, as in equarx's prefill.
+// positions, as in equarx's prefill. CPU time is the process's, over the
+// whole call.
 import fs from "node:fs";
 import os from "node:os";
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
@@ -80,7 +81,7 @@ for (const threads of threadList) {
         // so the first result marks the end of the decode.
         const once = async () => {
             await seq.clearHistory();
-            const t0 = process.hrtime.bigint();
+            const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
             let tFirst;
             if (mode === "all") {
                 const res = await seq.controlledEvaluate(tokens.map((t) =>
@@ -94,8 +95,8 @@ for (const threads of threadList) {
             } else {
                 throw new Error(`unknown --outputs mode ${mode}`);
             }
-            const t1 = process.hrtime.bigint();
-            return {decode: Number((tFirst ?? t1) - t0) / 1e9, total: Number(t1 - t0) / 1e9};
+            const t1 = process.hrtime.bigint(), c = process.cpuUsage(c0);
+            return {decode: Number((tFirst ?? t1) - t0) / 1e9, total: Number(t1 - t0) / 1e9, cpu: (c.user + c.system) / 1e6};
         };
         await once();
         const res = [];
@@ -103,6 +104,7 @@ for (const threads of threadList) {
         const m = median(res.map((r) => r.decode));
         let line = `llama.cpp prefill threads=${threads} outputs=${mode}: median ${m.toFixed(3)} s, ${(nTokens / m).toFixed(1)} tok/s ` +
             `(runs ${res.map((r) => (nTokens / r.decode).toFixed(1)).join(" ")} tok/s)`;
+        line += `; ${(nTokens / median(res.map((r) => r.cpu))).toFixed(1)} tok/cpu-s over the whole call`;
         if (mode === "all")
             line += `; with the per-position sampling calls ${(nTokens / median(res.map((r) => r.total))).toFixed(1)} tok/s`;
         console.log(line);
