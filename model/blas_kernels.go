@@ -39,9 +39,19 @@ func (w *Weight) mulT(x []float32, n int, out []float32) (float64, error) {
 	if n == 0 || w.Out == 0 {
 		return 0, nil
 	}
-	w.packOnce.Do(func() { w.packed = kernels.PackT(w.Data, w.Out, w.In) })
+	w.prepareRows()
 	w.packed.Mul(n, x, w.In, out, w.Out, false)
 	return 2 * float64(n) * float64(w.Out) * float64(w.In), nil
+}
+
+// prepareRows packs a float32 weight on its first use (a product or a
+// Row) and drops the row-major copy: from then on the packed panels serve
+// both, so a weight is held once.
+func (w *Weight) prepareRows() {
+	w.packOnce.Do(func() {
+		w.packed = kernels.PackT(w.Data, w.Out, w.In)
+		w.Data = nil
+	})
 }
 
 // prepareBF16 packs a bfloat16 weight now and drops the unpacked bits: the
@@ -65,14 +75,15 @@ func newWeightBF16From(out, in int, rows func(lo, hi int) ([]uint16, error)) (*W
 }
 
 // WeightBytes returns the memory an [out, in] weight of dtype ("f32" or
-// "bf16") holds once it has served a product: a float32 weight keeps its
-// values and its packed copy, a bfloat16 weight only its packed copy.
+// "bf16") holds: its packed copy only (a float32 weight drops its
+// row-major values when it is packed, at its first use; the packed copy is
+// never smaller than them).
 func WeightBytes(out, in int, dtype string) int64 {
 	packed := int64(kernels.PackedLen(out, in))
 	if dtype == "bf16" {
 		return 2 * packed
 	}
-	return 4*int64(out)*int64(in) + 4*packed
+	return 4 * packed
 }
 
 // ProductScratchBytes bounds the scratch the products of one rank hold at

@@ -72,6 +72,9 @@ const bf16Block = 1024
 // prepareBF16 keeps the bits: products widen them per call.
 func (w *Weight) prepareBF16() {}
 
+// prepareRows does nothing: this build multiplies the row-major values.
+func (w *Weight) prepareRows() {}
+
 func newWeightBF16From(out, in int, rows func(lo, hi int) ([]uint16, error)) (*Weight, error) {
 	bits, err := rows(0, out)
 	if err != nil {

@@ -61,6 +61,7 @@ func (w *Weight) IsBF16() bool { return w.half }
 // Row writes row i of the weight ([In] values) into dst as float32, from
 // whichever copy the weight holds.
 func (w *Weight) Row(i int, dst []float32) {
+	w.prepareRows()
 	switch {
 	case w.Data != nil:
 		copy(dst[:w.In], w.Data[i*w.In:(i+1)*w.In])

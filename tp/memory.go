@@ -115,13 +115,10 @@ func EstimateMemory(cfg model.Config, tp int, dtype string, maxBatchTokens int) 
 		layer := w(q, cfg.Dim) + 2*w(kv, cfg.Dim) + w(cfg.Dim, q) + 2*w(hid, cfg.Dim) + w(cfg.Dim, hid)
 		m.Weights = int64(cfg.Layers)*layer + w(vs, cfg.Dim)
 		if !cfg.TiedEmbeddings {
-			// A separate embedding shard serves lookups only: float32
-			// rows are never packed, bfloat16 ones are held packed.
-			emb := 4 * int64(vs) * d
-			if dtype == weights.DTypeBF16 {
-				emb = w(vs, cfg.Dim)
-			}
-			m.Weights += emb
+			// A separate embedding shard serves lookups only; it is held
+			// packed like the other weights (float32 ones from the first
+			// lookup on, when the row-major copy is dropped).
+			m.Weights += w(vs, cfg.Dim)
 		}
 		// x, h, o: [n, dim]; q and attention output [n, q]; k, v [n, kv];
 		// gate and up [n, hid]; cos and sin per RoPE base [n, head_dim/2].
