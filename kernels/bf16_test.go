@@ -122,3 +122,29 @@ func TestPackTBF16From(t *testing.T) {
 		}
 	}
 }
+
+func TestPackTFrom(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	for _, sh := range [][2]int{{1000, 257}, {64, 64}, {3, 5}, {200, 1}} {
+		n, k := sh[0], sh[1]
+		w := randMat(r, n*k)
+		want := PackT(w, n, k)
+		for _, chunk := range []int{1, 5000, 1 << 20} {
+			got, err := PackTFrom(n, k, chunk, func(lo, hi int) ([]float32, error) { return w[lo*k : hi*k], nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.data) != len(want.data) {
+				t.Fatalf("[%d,%d] chunk %d: %d packed values, want %d", n, k, chunk, len(got.data), len(want.data))
+			}
+			for i := range got.data {
+				if math.Float32bits(got.data[i]) != math.Float32bits(want.data[i]) {
+					t.Fatalf("[%d,%d] chunk %d: packed value %d differs", n, k, chunk, i)
+				}
+			}
+		}
+	}
+	if _, err := PackTFrom(4, 4, 1, func(lo, hi int) ([]float32, error) { return make([]float32, 3), nil }); err == nil {
+		t.Fatal("a short piece was accepted")
+	}
+}

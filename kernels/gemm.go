@@ -96,6 +96,38 @@ func PackT(w []float32, n, k int) *PackedB {
 	return packWith(active, true, k, n, w, k)
 }
 
+// PackTFrom packs an [n, k] row-major float32 weight read piecewise:
+// rows(lo, hi) returns rows [lo, hi), asked for whole slivers of about
+// chunk values at a time, so only the packed weight and one piece are held
+// at once. The result is the same as PackT of the whole matrix.
+func PackTFrom(n, k, chunk int, rows func(lo, hi int) ([]float32, error)) (*PackedB, error) {
+	if n < 0 || k < 0 {
+		return nil, fmt.Errorf("kernels: B [%d,%d] has a negative dimension", n, k)
+	}
+	kern := active.forCols(n)
+	nr := kern.nr
+	nt := (n + nr - 1) / nr
+	p := &PackedB{K: k, N: n, kern: kern, data: make([]float32, nt*nr*k)}
+	per := max(1, chunk/max(1, nr*k)) // slivers per piece
+	for s0 := 0; s0 < nt; s0 += per {
+		s1 := min(nt, s0+per)
+		lo, hi := s0*nr, min(n, s1*nr)
+		w, err := rows(lo, hi)
+		if err != nil {
+			return nil, err
+		}
+		if len(w) != (hi-lo)*k {
+			return nil, fmt.Errorf("kernels: rows [%d, %d) of a [%d,%d] weight: %d values, want %d", lo, hi, n, k, len(w), (hi-lo)*k)
+		}
+		// Pack slivers s0..s1 of the piece as slivers 0.. of a view.
+		view := &PackedB{K: k, N: hi - lo, kern: kern, data: p.data[s0*nr*k : s1*nr*k]}
+		m := s1 - s0
+		chunks := min(m, 4*Threads())
+		ParallelFor(chunks, func(t int) { view.pack(true, w, k, t*m/chunks, (t+1)*m/chunks, true) })
+	}
+	return p, nil
+}
+
 // Pack packs B = b, [k, n] row-major with row stride ldb.
 func Pack(b []float32, k, n, ldb int) *PackedB {
 	return packWith(active, false, k, n, b, ldb)

@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/equarx/equarx/kernels"
@@ -123,6 +124,45 @@ func TestWeightBF16From(t *testing.T) {
 	for i := range ra {
 		if ra[i] != rb[i] {
 			t.Fatalf("Row(699)[%d]: %v vs %v", i, ra[i], rb[i])
+		}
+	}
+}
+
+func TestWeightFrom(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	const out, in = 700, 33
+	wf := make([]float32, out*in)
+	for i := range wf {
+		wf[i] = float32(r.NormFloat64())
+	}
+	a, err := NewWeight(slices.Clone(wf), out, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewWeightFrom(out, in, func(lo, hi int) ([]float32, error) { return wf[lo*in : hi*in], nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, 5*in)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	ya, yb := make([]float32, 5*out), make([]float32, 5*out)
+	a.MulT(x, 5, ya)
+	b.MulT(x, 5, yb)
+	for i := range ya {
+		if math.Float32bits(ya[i]) != math.Float32bits(yb[i]) {
+			t.Fatalf("element %d: %v from one piece, %v piecewise", i, ya[i], yb[i])
+		}
+	}
+	for _, i := range []int{0, 350, 699} {
+		ra, rb := make([]float32, in), make([]float32, in)
+		a.Row(i, ra)
+		b.Row(i, rb)
+		for j := range ra {
+			if ra[j] != wf[i*in+j] || rb[j] != wf[i*in+j] {
+				t.Fatalf("Row(%d)[%d]: %v and %v, want %v", i, j, ra[j], rb[j], wf[i*in+j])
+			}
 		}
 	}
 }

@@ -44,9 +44,9 @@ func (w *Weight) mulT(x []float32, n int, out []float32) (float64, error) {
 	return 2 * float64(n) * float64(w.Out) * float64(w.In), nil
 }
 
-// prepareRows packs a float32 weight on its first use (a product or a
-// Row) and drops the row-major copy: from then on the packed panels serve
-// both, so a weight is held once.
+// prepareRows packs a float32 weight (NewWeight calls it) and drops the
+// row-major copy: the packed panels serve products and Row, so a weight is
+// held once.
 func (w *Weight) prepareRows() {
 	w.packOnce.Do(func() {
 		w.packed = kernels.PackT(w.Data, w.Out, w.In)
@@ -61,7 +61,18 @@ func (w *Weight) prepareBF16() {
 	w.BF16 = nil
 }
 
-// bf16Piece is how many values NewWeightBF16From reads at a time.
+func newWeightFrom(out, in int, rows func(lo, hi int) ([]float32, error)) (*Weight, error) {
+	p, err := kernels.PackTFrom(out, in, bf16Piece, rows)
+	if err != nil {
+		return nil, err
+	}
+	w := &Weight{Out: out, In: in, packed: p}
+	w.packOnce.Do(func() {})
+	return w, nil
+}
+
+// bf16Piece is how many values NewWeightBF16From and NewWeightFrom read at
+// a time.
 const bf16Piece = 4 << 20
 
 func newWeightBF16From(out, in int, rows func(lo, hi int) ([]uint16, error)) (*Weight, error) {

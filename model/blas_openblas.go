@@ -75,6 +75,14 @@ func (w *Weight) prepareBF16() {}
 // prepareRows does nothing: this build multiplies the row-major values.
 func (w *Weight) prepareRows() {}
 
+func newWeightFrom(out, in int, rows func(lo, hi int) ([]float32, error)) (*Weight, error) {
+	data, err := rows(0, out)
+	if err != nil {
+		return nil, err
+	}
+	return NewWeight(data, out, in)
+}
+
 func newWeightBF16From(out, in int, rows func(lo, hi int) ([]uint16, error)) (*Weight, error) {
 	bits, err := rows(0, out)
 	if err != nil {

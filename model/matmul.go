@@ -55,6 +55,17 @@ func NewWeightBF16From(out, in int, rows func(lo, hi int) ([]uint16, error)) (*W
 	return newWeightBF16From(out, in, rows)
 }
 
+// NewWeightFrom makes a float32 weight read piecewise: rows(lo, hi)
+// returns rows [lo, hi). The default build packs each piece as it arrives,
+// so only the packed weight and one piece of a few MiB are held at once;
+// the openblas build reads all rows in one piece.
+func NewWeightFrom(out, in int, rows func(lo, hi int) ([]float32, error)) (*Weight, error) {
+	if out < 0 || in < 0 {
+		return nil, fmt.Errorf("weight shape [%d, %d] is negative", out, in)
+	}
+	return newWeightFrom(out, in, rows)
+}
+
 // IsBF16 reports whether the weight holds bfloat16 values.
 func (w *Weight) IsBF16() bool { return w.half }
 
@@ -83,7 +94,9 @@ func (w *Weight) Bytes() int64 {
 	return n
 }
 
-// NewWeight checks that data holds out*in values.
+// NewWeight checks that data holds out*in values. The default build packs
+// the weight at once and drops data from it (the caller's slice is left
+// alone); the openblas build multiplies data itself.
 func NewWeight(data []float32, out, in int) (*Weight, error) {
 	if out < 0 || in < 0 {
 		return nil, fmt.Errorf("weight shape [%d, %d] is negative", out, in)
@@ -91,7 +104,12 @@ func NewWeight(data []float32, out, in int) (*Weight, error) {
 	if len(data) != out*in {
 		return nil, fmt.Errorf("weight shape [%d, %d] needs %d values, got %d", out, in, out*in, len(data))
 	}
-	return &Weight{Out: out, In: in, Data: data}, nil
+	w := &Weight{Out: out, In: in, Data: data}
+	// Pack now (the default build), while the caller's loading has only
+	// this weight's row-major copy in flight: packing at the first product
+	// instead would hold every weight twice until then.
+	w.prepareRows()
+	return w, nil
 }
 
 // MulT computes out[n, Out] = x[n, In] · Wᵀ and returns the FLOPs done

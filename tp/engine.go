@@ -369,11 +369,11 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 			}
 			return w, nil
 		}
-		t, err := src.Rows(name, lo, hi)
+		w, err := f32Rows(src, name, lo, hi, cfg.Dim)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: missing %s: %w", l, short, err)
 		}
-		return model.NewWeight(t.Data, hi-lo, cfg.Dim)
+		return w, nil
 	}
 	cols := func(l int, short string, lo, hi int) (*model.Weight, error) {
 		name := fmt.Sprintf("layers.%d.%s", l, short)
@@ -436,12 +436,8 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 		if bf16 {
 			return bf16Rows(src, name, rk.vlo, rk.vhi, cfg.Dim)
 		}
-		t, err := src.Rows(name, rk.vlo, rk.vhi)
-		if err != nil {
-			return nil, err
-		}
 		// A Weight, so the kernels pack it once rather than per row chunk.
-		return model.NewWeight(t.Data, rk.vhi-rk.vlo, cfg.Dim)
+		return f32Rows(src, name, rk.vlo, rk.vhi, cfg.Dim)
 	}
 	if rk.emb, err = vocabRows("embed"); err != nil {
 		return fmt.Errorf("tp rank %d: embed: %w", rk.id, err)
@@ -452,6 +448,18 @@ func (e *Engine) bindRank(src weights.Source, rk *rank, norms []layerNorms) erro
 		return fmt.Errorf("tp rank %d: lm_head: %w", rk.id, err)
 	}
 	return nil
+}
+
+// f32Rows reads rows [lo, hi) of a matrix as a float32 weight, packed
+// piece by piece as it is read (a rank never holds a whole unpacked shard).
+func f32Rows(src weights.Source, name string, lo, hi, in int) (*model.Weight, error) {
+	return model.NewWeightFrom(hi-lo, in, func(a, b int) ([]float32, error) {
+		t, err := src.Rows(name, lo+a, lo+b)
+		if err != nil {
+			return nil, err
+		}
+		return t.Data, nil
+	})
 }
 
 // bf16Rows reads rows [lo, hi) of a matrix as a bfloat16 weight, packed
