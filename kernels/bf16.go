@@ -54,31 +54,10 @@ func PackTBF16(w []uint16, n, k int) *PackedB {
 // one piece are held at once. Pieces are asked for in order on the calling
 // goroutine.
 func PackTBF16From(n, k, chunk int, rows func(lo, hi int) ([]uint16, error)) (*PackedB, error) {
-	if n < 0 || k < 0 {
-		return nil, fmt.Errorf("kernels: bf16 B [%d,%d] has a negative dimension", n, k)
-	}
-	kern := active.forCols(n)
-	nr := kern.nr
-	nt := (n + nr - 1) / nr
-	p := &PackedB{K: k, N: n, kern: kern, half: make([]uint16, nt*nr*k)}
-	per := max(1, chunk/max(1, nr*k)) // slivers per piece
-	for s0 := 0; s0 < nt; s0 += per {
-		s1 := min(nt, s0+per)
-		lo, hi := s0*nr, min(n, s1*nr)
-		w, err := rows(lo, hi)
-		if err != nil {
-			return nil, err
-		}
-		if len(w) != (hi-lo)*k {
-			return nil, fmt.Errorf("kernels: rows [%d, %d) of a [%d,%d] weight: %d values, want %d", lo, hi, n, k, len(w), (hi-lo)*k)
-		}
-		// Pack slivers s0..s1 of the piece as slivers 0.. of a view.
-		view := &PackedB{K: k, N: hi - lo, kern: kern, half: p.half[s0*nr*k : s1*nr*k]}
-		m := s1 - s0
-		chunks := min(m, 4*Threads())
-		ParallelFor(chunks, func(t int) { view.packHalf(w, t*m/chunks, (t+1)*m/chunks) })
-	}
-	return p, nil
+	return packFrom(n, k, chunk, rows,
+		func(p *PackedB, size int) []uint16 { p.half = make([]uint16, size); return p.half },
+		func(view *PackedB, part []uint16) { view.half = part },
+		func(view *PackedB, w []uint16, s0, s1 int) { view.packHalf(w, s0, s1) })
 }
 
 // packHalf fills slivers [s0, s1) of p.half from w ([N, K] row-major).

@@ -101,13 +101,28 @@ func PackT(w []float32, n, k int) *PackedB {
 // chunk values at a time, so only the packed weight and one piece are held
 // at once. The result is the same as PackT of the whole matrix.
 func PackTFrom(n, k, chunk int, rows func(lo, hi int) ([]float32, error)) (*PackedB, error) {
+	return packFrom(n, k, chunk, rows,
+		func(p *PackedB, size int) []float32 { p.data = make([]float32, size); return p.data },
+		func(view *PackedB, part []float32) { view.data = part },
+		func(view *PackedB, w []float32, s0, s1 int) { view.pack(true, w, k, s0, s1, true) })
+}
+
+// packFrom packs an [n, k] row-major weight of element type E read
+// piecewise (PackTFrom, PackTBF16From): alloc gives p its packed storage,
+// setPart points a view at a range of it, packPiece packs slivers [s0, s1)
+// of a view from one piece. Pieces are asked for in order on the calling
+// goroutine, each packed on all threads.
+func packFrom[E float32 | uint16](n, k, chunk int, rows func(lo, hi int) ([]E, error),
+	alloc func(p *PackedB, size int) []E, setPart func(view *PackedB, part []E),
+	packPiece func(view *PackedB, w []E, s0, s1 int)) (*PackedB, error) {
 	if n < 0 || k < 0 {
 		return nil, fmt.Errorf("kernels: B [%d,%d] has a negative dimension", n, k)
 	}
 	kern := active.forCols(n)
 	nr := kern.nr
 	nt := (n + nr - 1) / nr
-	p := &PackedB{K: k, N: n, kern: kern, data: make([]float32, nt*nr*k)}
+	p := &PackedB{K: k, N: n, kern: kern}
+	all := alloc(p, nt*nr*k)
 	per := max(1, chunk/max(1, nr*k)) // slivers per piece
 	for s0 := 0; s0 < nt; s0 += per {
 		s1 := min(nt, s0+per)
@@ -120,10 +135,11 @@ func PackTFrom(n, k, chunk int, rows func(lo, hi int) ([]float32, error)) (*Pack
 			return nil, fmt.Errorf("kernels: rows [%d, %d) of a [%d,%d] weight: %d values, want %d", lo, hi, n, k, len(w), (hi-lo)*k)
 		}
 		// Pack slivers s0..s1 of the piece as slivers 0.. of a view.
-		view := &PackedB{K: k, N: hi - lo, kern: kern, data: p.data[s0*nr*k : s1*nr*k]}
+		view := &PackedB{K: k, N: hi - lo, kern: kern}
+		setPart(view, all[s0*nr*k:s1*nr*k])
 		m := s1 - s0
 		chunks := min(m, 4*Threads())
-		ParallelFor(chunks, func(t int) { view.pack(true, w, k, t*m/chunks, (t+1)*m/chunks, true) })
+		ParallelFor(chunks, func(t int) { packPiece(view, w, t*m/chunks, (t+1)*m/chunks) })
 	}
 	return p, nil
 }
