@@ -52,6 +52,7 @@ SKIP=(
 	"scripts/dist_prefill.sh|serves a model as 4 processes in shaped namespaces and as one process, every codec and length: 6 min (Stories110M shape, 3 reps) to 20 min (Gemma 3 1B shape) on 2 cores; scripts/lossy_link_drill.sh and scripts/mpirun-smoke.sh, which .ci/run runs, cover the same processes"
 	"-fuzztime 60s|a 60 s fuzz run; .ci/run fuzzes every target with 10000 inputs"
 	"synthetic:gemma3-4b --tp 4 --weights-dtype f32|shows the refusal of a model that does not fit: it exits with status 2 by design, before listening"
+	"\"allreduce_policy\": \"auto-2e-3\"|asks the server started with --allreduce-policies on the line above, while doccheck runs clients against the default server; tp's TestShippedPolicies runs every shipped policy and server's TestPolicyRequests the request field"
 	"scripts/membench.sh|generates a 1B- or 4B-parameter synthetic Gemma 3 and prefills 2048 tokens: 1.5-10 min each on 2 cores and up to 9 GB of memory"
 	"cmd/bench gguf|writes the 110M shape as a 537 MB F32 GGUF file, which only scripts/llamacpp_bench.sh reads"
 	"scripts/llamacpp_bench.sh|downloads node-llama-cpp and its prebuilt llama.cpp binaries from the npm registry (117 packages) and runs 512-token prefills of the 110M shape at 2 and 1 threads: about 2 min on 2 cores with a warm npm cache"

@@ -99,3 +99,28 @@ func TestCarryAndFromSites(t *testing.T) {
 		}
 	}
 }
+
+// The policies shipped for stories260K at tp 4 load and fit the model, and
+// the engine runs each of them (docs/SERVING.md serves them).
+func TestShippedPolicies(t *testing.T) {
+	ps, err := LoadPolicies("../configs/policies/stories260k_tp4.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 3 {
+		t.Fatalf("%d policies, want the 3 budgets", len(ps))
+	}
+	e, err := NewEngine(stories(t), EngineConfig{TP: 4, TPU: "v5e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if err := p.Validate(e.Config().Layers); err != nil || !(p.BudgetKL > 0) {
+			t.Fatalf("policy %s: %v, budget %g", p.Name, err, p.BudgetKL)
+		}
+		res := prefill(t, e, [][]int{greedyIDs(t)[:16]}, PrefillOptions{Policy: p, TopK: 1})
+		if res.Reductions == "" || len(res.SiteCodecs) != 2*e.Config().Layers {
+			t.Fatalf("policy %s: reductions %q, %d sites", p.Name, res.Reductions, len(res.SiteCodecs))
+		}
+	}
+}
