@@ -78,8 +78,7 @@ func (w *Weight) Row(i int, dst []float32) {
 		copy(dst[:w.In], w.Data[i*w.In:(i+1)*w.In])
 	case w.BF16 != nil:
 		kernels.BF16ToF32(dst[:w.In], w.BF16[i*w.In:(i+1)*w.In])
-	default:
-		w.packOnce.Do(func() {}) // packed before Data and BF16 were dropped
+	default: // packed by prepareRows, Data and BF16 dropped
 		w.packed.Col(i, dst)
 	}
 }

@@ -124,10 +124,7 @@ func (c *Config) planMemory(mc model.Config, stored string) (*memoryPlan, error)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	if nodes := c.Dist.NNodes; nodes > 1 && c.TP%nodes == 0 && c.Dist.NodeRank >= 0 && c.Dist.NodeRank < nodes {
-		per := c.TP / nodes
-		est.Ranks = est.Ranks[c.Dist.NodeRank*per : (c.Dist.NodeRank+1)*per]
-	}
+	c.keepLocalRanks(est)
 	p := &memoryPlan{est: est}
 	switch {
 	case c.MaxMemory != "":
@@ -144,10 +141,7 @@ func (c *Config) planMemory(mc model.Config, stored string) (*memoryPlan, error)
 		if dtype == weights.DTypeF32 {
 			// Say whether bf16 weights would fit: the usual way out.
 			if b, err := tp.EstimateMemory(mc, c.TP, weights.DTypeBF16, c.BatchTokenBudget); err == nil {
-				if nodes := c.Dist.NNodes; nodes > 1 && c.TP%nodes == 0 && c.Dist.NodeRank >= 0 && c.Dist.NodeRank < nodes {
-					per := c.TP / nodes
-					b.Ranks = b.Ranks[c.Dist.NodeRank*per : (c.Dist.NodeRank+1)*per]
-				}
+				c.keepLocalRanks(b)
 				fits := "would fit"
 				if b.Total() > p.budget {
 					fits = "would not fit either"
@@ -159,6 +153,15 @@ func (c *Config) planMemory(mc model.Config, stored string) (*memoryPlan, error)
 			gib(est.Total()), gib(est.Weights()), dtype, c.BatchTokenBudget, gib(est.Working()), gib(est.Runtime), c.TP, gib(p.budget), p.source, hint)
 	}
 	return p, nil
+}
+
+// keepLocalRanks narrows an estimate of the whole group to the ranks this
+// process runs.
+func (c *Config) keepLocalRanks(est *tp.MemoryEstimate) {
+	if nodes := c.Dist.NNodes; nodes > 1 && c.TP%nodes == 0 && c.Dist.NodeRank >= 0 && c.Dist.NodeRank < nodes {
+		per := c.TP / nodes
+		est.Ranks = est.Ranks[c.Dist.NodeRank*per : (c.Dist.NodeRank+1)*per]
+	}
 }
 
 // apply logs the plan and caps the Go heap at the estimate (unless
